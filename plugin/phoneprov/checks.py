@@ -1,0 +1,19 @@
+"""`phoneprov check`: load everything an installation is made of and report every problem."""
+
+from __future__ import annotations
+
+from .config import load_config, load_inventory
+from .core.errors import ConfigError
+
+
+def check_installation(config_file: str | None) -> str:
+    """Raise ConfigError(s) naming file:line for each problem; return a one-line summary."""
+    config = load_config(config_file)
+    inventory = load_inventory(config)
+    if not config.templates.is_dir():
+        raise ConfigError("templates directory does not exist", str(config.templates))
+    return (
+        f"ok: {config.path}: {len(inventory.devices)} devices, "
+        f"{len(inventory.profiles)} profiles, dhcp mode {config.dhcp.mode}, "
+        f"security {config.security.mode}"
+    )

@@ -1,0 +1,34 @@
+"""The `phoneprov` command: one thin click command per capability.
+
+Each submodule has `register(group)`; heavy imports (Flask, lxml, asyncio) stay inside the
+commands so `phoneprov --help` and the light commands start fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from . import basics
+from .common import Group
+
+REGISTRARS = [basics.register]
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="phoneprov")
+def cli() -> None:
+    """Zero-touch provisioning of Auerswald/FONtevo D-series phones with dnsmasq.
+
+    Typical flow: `phoneprov check`, then `phoneprov apply` (dnsmasq options),
+    `phoneprov serve` (the phones' HTTP endpoint), `phoneprov doctor` when a phone does not
+    provision. Every command takes --config (or $PHONEPROV_CONFIG).
+    """
+
+
+for register in REGISTRARS:
+    register(cli)
+
+
+def main() -> None:
+    cli(prog_name="phoneprov")

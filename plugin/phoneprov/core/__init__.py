@@ -1,0 +1,1 @@
+"""The pure provisioning core: no files, sockets, environment or clock in here."""

@@ -1,0 +1,116 @@
+"""Reference files: an XML document with root `referencedSettings` listing further URLs.
+
+Assumption (DESIGN §1.5): the URLs are `<url>` children, applied in document order.
+Parsing is hardened: no entity resolution, no network, no DTD, a size limit.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from .errors import InputError
+
+REFERENCE_ROOT = "referencedSettings"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+MAX_XML_BYTES = 1024 * 1024
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
+
+
+def parse_xml(data: bytes) -> etree._Element:
+    """Parse untrusted XML safely: size-limited, no DTD (so no entity bombs), no network."""
+    if len(data) > MAX_XML_BYTES:
+        raise InputError(f"XML document is {len(data)} bytes; the limit is {MAX_XML_BYTES}")
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as e:
+        raise InputError(f"not well-formed XML: {e}") from None
+    if root is None:
+        raise InputError("empty XML document")
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise InputError("XML with a DOCTYPE is refused (entities are not allowed)")
+    return root
+
+
+def reference_urls(root: etree._Element) -> tuple[str, ...] | None:
+    """The listed URLs when `root` is a reference file, else None (a plain settings file)."""
+    if etree.QName(root).localname != REFERENCE_ROOT:
+        return None
+    urls = []
+    for child in root:
+        if not isinstance(child.tag, str) or etree.QName(child).localname != "url":
+            continue
+        text = (child.text or "").strip()
+        if not text:
+            raise InputError(f"reference file line {child.sourceline}: empty <url>")
+        urls.append(text)
+    return tuple(urls)
+
+
+def parse_reference(data: bytes) -> tuple[str, ...]:
+    """The URLs of a reference file, in order; InputError when it is not one.
+
+    >>> parse_reference(build_reference(["a.xml", "/b.xml"]))
+    ('a.xml', '/b.xml')
+    """
+    urls = reference_urls(parse_xml(data))
+    if urls is None:
+        raise InputError(f"not a reference file (root element is not <{REFERENCE_ROOT}>)")
+    return urls
+
+
+def build_reference(urls: list[str] | tuple[str, ...]) -> bytes:
+    """A reference file listing `urls` in order, in the vendor's format."""
+    root = etree.Element(REFERENCE_ROOT, nsmap={"xsi": XSI_NS})
+    root.text = "\n  "
+    for i, url in enumerate(urls):
+        if not url or any(c in url for c in "\r\n\t"):
+            raise InputError(f"not a usable URL for a reference file: {url!r}")
+        child = etree.SubElement(root, "url")
+        child.text = url
+        child.tail = "\n" if i == len(urls) - 1 else "\n  "
+    body: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return body + b"\n"
+
+
+def resolve_reference(base: str, ref: str) -> str:
+    """Resolve a listed URL against the URL the reference file came from (the seed's rules).
+
+    1. no leading '/': same directory as the reference file;
+    2. a leading '/': same scheme, credentials, host and port;
+    3. a complete URL: used as it is.
+    The base's query and fragment are dropped.
+
+    >>> base = "http://prov.server.com/prov/references.xml"
+    >>> resolve_reference(base, "first_file.xml")
+    'http://prov.server.com/prov/first_file.xml'
+    >>> resolve_reference(base, "/second_file.xml")
+    'http://prov.server.com/second_file.xml'
+    >>> resolve_reference(base, "http://another.server.com/third_file.xml")
+    'http://another.server.com/third_file.xml'
+    """
+    ref = ref.strip()
+    if not ref:
+        raise InputError("empty URL in reference file")
+    target = urlsplit(ref)
+    if target.scheme and target.netloc:
+        return ref
+    parts = urlsplit(base)
+    if not (parts.scheme and parts.netloc):
+        raise InputError(f"base URL is not absolute: {base!r}")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if ref.startswith("/"):
+        return origin + ref
+    directory = parts.path[: parts.path.rfind("/") + 1] or "/"
+    return origin + directory + ref

@@ -1,0 +1,178 @@
+"""State adapter: SQLite database of leases, discovered phones, enrolled phones and fetches.
+
+Written by the dnsmasq hook (one process per event), the HTTP server and the SIP services at
+the same time: WAL journal, a busy timeout, and one short transaction per write, so no update
+is lost. Time comes in as a parameter (`now`, seconds since the epoch).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BUSY_TIMEOUT_S = 10.0
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    mac TEXT PRIMARY KEY, ip TEXT NOT NULL, hostname TEXT, interface TEXT,
+    vendor_class TEXT, requested_options TEXT, tags TEXT, expires INTEGER,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL, active INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS leases_ip ON leases(ip);
+CREATE TABLE IF NOT EXISTS discovered (
+    mac TEXT PRIMARY KEY, ip TEXT, vendor_class TEXT, reason TEXT,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS enrolled (
+    mac TEXT PRIMARY KEY, type TEXT NOT NULL, profile TEXT NOT NULL, enrolled_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS fetches (
+    id INTEGER PRIMARY KEY, time REAL NOT NULL, mac TEXT, ip TEXT, path TEXT NOT NULL,
+    status INTEGER NOT NULL, bytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS fetches_mac ON fetches(mac, time);
+"""
+
+
+@dataclass(frozen=True)
+class Lease:
+    mac: str  # normalised, 12 upper-case hex digits
+    ip: str
+    hostname: str | None = None
+    interface: str | None = None
+    vendor_class: str | None = None
+    requested_options: str | None = None
+    tags: str | None = None
+    expires: int | None = None
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Discovered:
+    mac: str
+    ip: str | None
+    vendor_class: str | None
+    reason: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class Fetch:
+    time: float
+    mac: str | None
+    ip: str
+    path: str
+    status: int
+    bytes: int
+
+
+class State:
+    """One connection per instance; open one per process/thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> None:
+        with self.db:  # BEGIN ... COMMIT, retried by the busy timeout
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(sql, params)
+
+    # leases -------------------------------------------------------------------
+    def record_lease(self, lease: Lease, now: float) -> None:
+        """Insert or update a lease seen by dnsmasq (`add`/`old`); keeps first_seen."""
+        row = {**lease.__dict__, "first_seen": now, "last_seen": now, "active": 1}
+        self._write(
+            """INSERT INTO leases VALUES (:mac, :ip, :hostname, :interface, :vendor_class,
+                 :requested_options, :tags, :expires, :first_seen, :last_seen, :active)
+               ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip,
+                 hostname=coalesce(excluded.hostname, hostname),
+                 interface=coalesce(excluded.interface, interface),
+                 vendor_class=coalesce(excluded.vendor_class, vendor_class),
+                 requested_options=coalesce(excluded.requested_options, requested_options),
+                 tags=coalesce(excluded.tags, tags),
+                 expires=coalesce(excluded.expires, expires),
+                 last_seen=excluded.last_seen, active=1""",
+            row,
+        )
+
+    def release_lease(self, mac: str, ip: str, now: float) -> None:
+        """dnsmasq said `del`: the lease is gone (kept as history, no longer active)."""
+        self._write("UPDATE leases SET active=0, last_seen=? WHERE mac=? AND ip=?", (now, mac, ip))
+
+    def lease_for(self, mac: str) -> Lease | None:
+        """The active lease of a MAC (normalised), or None."""
+        row = self.db.execute("SELECT * FROM leases WHERE mac=? AND active=1", (mac,)).fetchone()
+        return _lease(row) if row else None
+
+    def lease_by_ip(self, ip: str) -> Lease | None:
+        row = self.db.execute(
+            "SELECT * FROM leases WHERE ip=? AND active=1 ORDER BY last_seen DESC LIMIT 1", (ip,)
+        ).fetchone()
+        return _lease(row) if row else None
+
+    def leases(self, include_inactive: bool = False) -> list[Lease]:
+        sql = "SELECT * FROM leases" + ("" if include_inactive else " WHERE active=1")
+        return [_lease(r) for r in self.db.execute(sql + " ORDER BY mac")]
+
+    # discovered and enrolled phones ---------------------------------------------
+    def record_discovered(self, d: Discovered) -> None:
+        self._write(
+            """INSERT INTO discovered VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mac) DO UPDATE SET
+                 ip=excluded.ip, vendor_class=coalesce(excluded.vendor_class, vendor_class),
+                 reason=excluded.reason, last_seen=excluded.last_seen""",
+            (d.mac, d.ip, d.vendor_class, d.reason, d.first_seen, d.last_seen),
+        )
+
+    def discovered(self) -> list[Discovered]:
+        rows = self.db.execute("SELECT * FROM discovered ORDER BY last_seen DESC")
+        return [Discovered(**dict(r)) for r in rows]
+
+    def enrol(self, mac: str, model: str, profile: str, now: float) -> bool:
+        """Add an auto-enrolled phone; False when it was enrolled already."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO enrolled VALUES (?, ?, ?, ?)", (mac, model, profile, now)
+            )
+            return cur.rowcount == 1
+
+    def enrolled(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM enrolled ORDER BY enrolled_at")]
+
+    # fetch log -------------------------------------------------------------------
+    def log_fetch(self, f: Fetch) -> None:
+        self._write(
+            "INSERT INTO fetches(time, mac, ip, path, status, bytes) VALUES (?,?,?,?,?,?)",
+            (f.time, f.mac, f.ip, f.path, f.status, f.bytes),
+        )
+
+    def fetches(self, mac: str | None = None, limit: int = 100) -> list[Fetch]:
+        where, params = ("WHERE mac=?", (mac,)) if mac else ("", ())
+        rows = self.db.execute(
+            f"SELECT time, mac, ip, path, status, bytes FROM fetches {where} "
+            "ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [Fetch(**dict(r)) for r in rows]
+
+
+def _lease(row: sqlite3.Row) -> Lease:
+    values = dict(row)
+    values["active"] = bool(values["active"])
+    return Lease(**values)
