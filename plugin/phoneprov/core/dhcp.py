@@ -18,7 +18,7 @@ SUB_67 = 0x43
 PAD = 0x00
 END = 0xFF
 MAX_OPTION_LEN = 255  # one DHCP option's length byte
-MAX_SUB_VALUE = MAX_OPTION_LEN - 1  # a sub-option's length byte counts the trailing NUL
+MAX_SUB_TEXT = MAX_OPTION_LEN - 3  # code + length + NUL around the text, inside one option
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,10 @@ def _sub_option(code: int, value: str) -> bytes:
     data = value.encode("utf-8")
     if b"\x00" in data:
         raise InputError(f"option {_name(code)} value contains a NUL byte: {value!r}")
-    if len(data) > MAX_SUB_VALUE - 1:
+    if len(data) > MAX_SUB_TEXT:
         raise InputError(
             f"option {_name(code)} value is {len(data)} bytes; a sub-option holds at most "
-            f"{MAX_SUB_VALUE - 1} (plus its NUL): {value[:40]!r}..."
+            f"{MAX_SUB_TEXT}: {value[:40]!r}..."
         )
     return bytes([code, len(data) + 1]) + data + b"\x00"
 

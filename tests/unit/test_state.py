@@ -1,0 +1,52 @@
+import threading
+
+from phoneprov.state import Discovered, Fetch, Lease, State
+
+
+def test_lease_life_cycle(tmp_path):
+    with State(tmp_path / "s.db") as st:
+        st.record_lease(Lease("00095200000E", "10.0.0.5", hostname="d200", expires=100), now=1.0)
+        st.record_lease(Lease("00095200000E", "10.0.0.6"), now=2.0)
+        lease = st.lease_for("00095200000E")
+        assert (lease.ip, lease.hostname, lease.expires, lease.first_seen, lease.last_seen) == (
+            "10.0.0.6",
+            "d200",
+            100,
+            1.0,
+            2.0,
+        )
+        assert st.lease_by_ip("10.0.0.6") == lease
+        st.release_lease("00095200000E", "10.0.0.6", now=3.0)
+        assert st.lease_for("00095200000E") is None
+        assert st.leases(include_inactive=True)[0].active is False
+
+
+def test_discovered_and_enrolled(tmp_path):
+    with State(tmp_path / "s.db") as st:
+        st.record_discovered(Discovered("000952000099", "10.0.0.9", "Auerswald", "oui", 1, 1))
+        st.record_discovered(Discovered("000952000099", "10.0.0.8", None, "oui", 5, 5))
+        [d] = st.discovered()
+        assert (d.ip, d.vendor_class, d.first_seen, d.last_seen) == ("10.0.0.8", "Auerswald", 1, 5)
+        assert st.enrol("000952000099", "D200", "default", 6) is True
+        assert st.enrol("000952000099", "D100", "other", 7) is False
+        assert st.enrolled()[0]["type"] == "D200"
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "s.db"
+    State(path).close()
+
+    def writer(n):
+        with State(path) as st:
+            for i in range(50):
+                st.log_fetch(Fetch(float(i), f"{n:012X}", "127.0.0.1", "/x", 200, i))
+                st.record_lease(Lease(f"{n:012X}", f"10.0.{n}.{i}"), now=float(i))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with State(path) as st:
+        assert len(st.fetches(limit=10_000)) == 300
+        assert {lease.ip for lease in st.leases()} == {f"10.0.{n}.49" for n in range(6)}
