@@ -9,10 +9,10 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import basics
+from . import basics, phone
 from .common import Group
 
-REGISTRARS = [basics.register]
+REGISTRARS = [basics.register, phone.register]
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -69,8 +69,9 @@ def provision(
             raise _Failed(f"more than {max_files} files; giving up at {url}")
         status, body = fetch(url)
         if status != 200:
-            steps.append(Step(url, status, len(body), "failed", depth, f"HTTP {status}"))
-            raise _Failed(f"fetching {url} gave HTTP {status}")
+            answer = f"HTTP {status}" if status else "no answer (connection failed)"
+            steps.append(Step(url, status, len(body), "failed", depth, answer))
+            raise _Failed(f"fetching {url} gave {answer}")
         try:
             root = parse_xml(body)
             listed = reference_urls(root)

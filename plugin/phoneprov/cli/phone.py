@@ -1,0 +1,103 @@
+"""`phoneprov simulate`: play a D-series phone end to end and print every step."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..core.markers import DeviceInfo
+from .common import echo_json, json_option
+
+
+def register(group: click.Group) -> None:
+    group.add_command(simulate)
+
+
+@click.command()
+@click.option("--mac", help="The phone's MAC (any notation); set on the interface for DHCP.")
+@click.option("--type", "model", default="D200", show_default=True, help="Phone model.")
+@click.option("--serial", help="Serial number, for <SERIAL>/{serial} markers.")
+@click.option("--netns", help="Run in this network namespace (a lab phone); default: here.")
+@click.option("--iface", default="eth0", show_default=True, help="Interface for DHCP.")
+@click.option("--option66", help="Skip DHCP: option 66 as given by hand.")
+@click.option("--option67", help="Skip DHCP: option 67 as given by hand.")
+@click.option("--option43", "option43_hex", metavar="HEX", help="Skip DHCP: option 43 hex.")
+@click.option("--ntp", multiple=True, help="With options by hand: NTP server offered (42).")
+@click.option("--pnp", is_flag=True, help="Find the URL by SIP PnP (multicast SUBSCRIBE).")
+@click.option(
+    "--allow-no-time", is_flag=True, help="Go on without an NTP server (the phone would not)."
+)
+@click.option("--vendor-class", help="DHCP vendor class (option 60) to send.")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds for DHCP and PnP.")
+@json_option
+def simulate(
+    mac: str | None,
+    model: str,
+    serial: str | None,
+    netns: str | None,
+    iface: str,
+    option66: str | None,
+    option67: str | None,
+    option43_hex: str | None,
+    ntp: tuple[str, ...],
+    pnp: bool,
+    allow_no_time: bool,
+    vendor_class: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Provision like a COMfortel D-series phone and print each step.
+
+    With --option66/--option67/--option43 the DHCP step is skipped (an offline run);
+    otherwise a real DHCP exchange asks for options 66, 67, 43 and 42. The URL is fetched;
+    reference files are followed by the phone's rules; the files are applied in order and
+    the resulting settings printed. Exit status 1 names the step that failed.
+    """
+    from ..core.dhcp import parse_hex
+    from ..phone.simulator import Options
+    from ..phone.simulator import simulate as run
+
+    device = DeviceInfo(mac, model.upper(), serial)
+    manual = None
+    if option66 or option67 or option43_hex:
+        manual = Options(option66, option67, parse_hex(option43_hex) if option43_hex else None, ntp)
+    finder = _pnp_finder(device, netns, iface, timeout) if pnp else None
+    report = run(
+        device,
+        options=manual,
+        netns=netns,
+        iface=iface,
+        pnp=finder,
+        allow_no_time=allow_no_time,
+        vendor_class=vendor_class,
+        dhcp_timeout=timeout,
+    )
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        _print(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def _pnp_finder(device: DeviceInfo, netns: str | None, iface: str, timeout: float):  # type: ignore[no-untyped-def]
+    from ..phone.pnp_client import discover_url
+
+    return lambda: discover_url(device, netns=netns, iface=iface, timeout=timeout)
+
+
+def _print(report) -> None:  # type: ignore[no-untyped-def]
+    d = report.device
+    click.echo(
+        f"phone {d.mac or '?'} {d.type or '?'}" + (f" serial {d.serial}" if d.serial else "")
+    )
+    for s in report.steps:
+        click.echo(f"  {'ok  ' if s['ok'] else 'FAIL'}  {s['step']:<8} {s['detail']}")
+    if report.outcome and report.outcome.settings:
+        click.echo("settings:")
+        for key, value in report.outcome.settings.items():
+            click.echo(f"  {key} = {value}")
+    if report.ok:
+        click.echo(f"result: provisioned via {report.path}, {len(report.outcome.files)} file(s)")
+    else:
+        click.echo(f"result: FAILED at step '{report.failed_step}'")

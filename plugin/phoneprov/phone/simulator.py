@@ -1,0 +1,222 @@
+"""`phoneprov simulate`: a D-series phone's provisioning, step by step, for real.
+
+Steps as the vendor document orders them: network (DHCP, or options given by hand) → valid
+time (an NTP server must be offered) → the URL (66 + 67 joined, 43 as fallback, markers
+replaced; or SIP PnP) → fetch, following reference files → apply in order.
+Network I/O happens in the phone's namespace (`lab.netns.call_in_netns`) when one is given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..core.chain import Outcome, provision
+from ..core.dhcp import decode_option43, phone_url
+from ..core.errors import InputError, PhoneprovError
+from ..core.markers import DeviceInfo, replace_markers
+
+MAX_BODY = 2 * 1024 * 1024
+HTTP_TIMEOUT = 5.0
+USER_AGENT = "phoneprov-simulator (COMfortel D-series provisioning)"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The provisioning-relevant DHCP options as text (NULs stripped), 43 as raw bytes."""
+
+    option66: str | None = None
+    option67: str | None = None
+    option43: bytes | None = None
+    ntp: tuple[str, ...] = ()
+
+    @classmethod
+    def from_lease(cls, options: dict[int, bytes] | Any) -> Options:
+        def text(code: int) -> str | None:
+            raw = options.get(code)
+            return raw.rstrip(b"\x00").decode("utf-8", "replace") if raw else None
+
+        ntp = options.get(42) or b""
+        servers = tuple(
+            str(ipaddress.IPv4Address(ntp[i : i + 4])) for i in range(0, len(ntp) - 3, 4)
+        )
+        return cls(text(66), text(67), options.get(43), servers)
+
+
+@dataclass
+class Report:
+    device: DeviceInfo
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    path: str = ""  # how the URL was found: "dhcp 66+67", "dhcp 43", "pnp", "manual"
+    url: str = ""
+    outcome: Outcome | None = None
+    failed_step: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_step
+
+    def step(self, name: str, ok: bool, detail: str, **data: Any) -> bool:
+        self.steps.append({"step": name, "ok": ok, "detail": detail, **data})
+        if not ok and not self.failed_step:
+            self.failed_step = name
+        return ok
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "failed_step": self.failed_step or None,
+            "device": asdict(self.device),
+            "path": self.path,
+            "url": self.url,
+            "steps": self.steps,
+            "files": [asdict(s) for s in self.outcome.steps] if self.outcome else [],
+            "settings": self.outcome.settings if self.outcome else {},
+        }
+
+
+def http_get(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[int, bytes]:
+    """GET as a phone does it: no proxy; (status, body), status 0 when nothing answered."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.read(MAX_BODY)
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.read(MAX_BODY)
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, b""
+
+
+def simulate(
+    device: DeviceInfo,
+    *,
+    options: Options | None = None,
+    netns: str | None = None,
+    iface: str = "eth0",
+    pnp: Callable[[], str | None] | None = None,
+    allow_no_time: bool = False,
+    vendor_class: str | None = None,
+    dhcp_timeout: float = 5.0,
+) -> Report:
+    """Run the phone's algorithm; `options` given by hand skip DHCP; `pnp` finds the URL by
+    SIP PnP (a callable returning the URL from the NOTIFY, or None)."""
+    report = Report(device)
+    if options is None:
+        options = _dhcp(report, device, netns, iface, vendor_class, dhcp_timeout)
+        if options is None:
+            return report
+        source = "dhcp"
+    else:
+        report.step("network", True, "options given by hand (no DHCP)", **_opts(options))
+        source = "manual"
+    if options.ntp:
+        report.step("time", True, f"NTP server(s) offered: {', '.join(options.ntp)}")
+    elif not report.step(
+        "time",
+        allow_no_time,
+        "no NTP server offered (option 42): the phone "
+        "has no valid time and does not provision"
+        + (" — overridden by --allow-no-time" if allow_no_time else ""),
+    ):
+        return report
+    if not _find_url(report, device, options, source, pnp):
+        return report
+    fetch = http_get if netns is None else _in_netns(netns)
+    report.outcome = provision(report.url, fetch, device)
+    for s in report.outcome.steps:
+        report.step(
+            "fetch",
+            s.kind != "failed",
+            f"{s.status} {s.size:>6} B {s.kind:<9} {s.url}" + (f" ({s.note})" if s.note else ""),
+        )
+    if not report.outcome.ok:
+        report.step("apply", False, report.outcome.error)
+        return report
+    report.step(
+        "apply",
+        True,
+        f"{len(report.outcome.files)} settings file(s) applied in order, "
+        f"{len(report.outcome.settings)} settings",
+    )
+    return report
+
+
+def _dhcp(
+    report: Report,
+    device: DeviceInfo,
+    netns: str | None,
+    iface: str,
+    vendor_class: str | None,
+    timeout: float,
+) -> Options | None:
+    from .dhcp_client import dhcp_exchange  # pyroute2: only when a real exchange is wanted
+
+    if not device.mac:
+        report.step("network", False, "a real DHCP exchange needs --mac")
+        return None
+    try:
+        lease = dhcp_exchange(
+            netns, iface, device.mac, timeout=timeout, assign=True, vendor_class=vendor_class
+        )
+    except PhoneprovError as e:
+        report.step("network", False, str(e))
+        return None
+    options = Options.from_lease(lease.options)
+    report.step(
+        "network",
+        True,
+        f"DHCP lease {lease.ip} from {lease.server_id} on {iface} in {lease.elapsed * 1000:.0f} ms",
+        ip=lease.ip,
+        **_opts(options),
+    )
+    return options
+
+
+def _find_url(
+    report: Report,
+    device: DeviceInfo,
+    options: Options,
+    source: str,
+    pnp: Callable[[], str | None] | None,
+) -> bool:
+    if pnp is not None:
+        url = pnp()
+        report.path, report.url = "pnp", replace_markers(url, device) if url else ""
+        return report.step(
+            "url",
+            bool(url),
+            f"SIP PnP NOTIFY gave {url}"
+            if url
+            else "no NOTIFY with a URL answered the multicast SUBSCRIBE",
+        )
+    try:
+        opt43 = decode_option43(options.option43) if options.option43 else None
+        report.url = phone_url(options.option66, options.option67, opt43, device)
+    except InputError as e:
+        return report.step("url", False, f"no usable URL from DHCP options: {e}")
+    plain = bool(options.option66 or options.option67)
+    report.path = f"{source} " + (
+        "66+67" if plain and not opt43 else "43" if not plain else "66/67+43"
+    )
+    return report.step("url", True, f"{report.url} (from {report.path})")
+
+
+def _in_netns(netns: str) -> Callable[[str], tuple[int, bytes]]:
+    from ..lab.netns import call_in_netns
+
+    return lambda url: call_in_netns(netns, http_get, url)
+
+
+def _opts(options: Options) -> dict[str, Any]:
+    return {
+        "option66": options.option66,
+        "option67": options.option67,
+        "option43": options.option43.hex(":") if options.option43 else None,
+        "ntp": list(options.ntp),
+    }
