@@ -30,6 +30,14 @@ def register(group: click.Group) -> None:
 )
 @click.option("--vendor-class", help="DHCP vendor class (option 60) to send.")
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds for DHCP and PnP.")
+@click.option(
+    "--wait-check-sync",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="After provisioning, listen on UDP 5060 this long for a check-sync NOTIFY and "
+    "provision again from the same URL (0: off). No NOTIFY in time fails the run.",
+)
 @json_option
 def simulate(
     mac: str | None,
@@ -45,6 +53,7 @@ def simulate(
     allow_no_time: bool,
     vendor_class: str | None,
     timeout: float,
+    wait_check_sync: float,
     as_json: bool,
 ) -> None:
     """Provision like a COMfortel D-series phone and print each step.
@@ -52,10 +61,11 @@ def simulate(
     With --option66/--option67/--option43 the DHCP step is skipped (an offline run);
     otherwise a real DHCP exchange asks for options 66, 67, 43 and 42. The URL is fetched;
     reference files are followed by the phone's rules; the files are applied in order and
-    the resulting settings printed. Exit status 1 names the step that failed.
+    the resulting settings printed. With --wait-check-sync a second round follows a
+    check-sync NOTIFY ("resync"). Exit status 1 names the step that failed.
     """
     from ..core.dhcp import parse_hex
-    from ..phone.simulator import Options
+    from ..phone.simulator import Options, resync_on_check_sync
     from ..phone.simulator import simulate as run
 
     device = DeviceInfo(mac, model.upper(), serial)
@@ -73,11 +83,25 @@ def simulate(
         vendor_class=vendor_class,
         dhcp_timeout=timeout,
     )
+    resync = None
+    if wait_check_sync > 0 and report.ok:
+        if not as_json:
+            _print(report)
+        resync = resync_on_check_sync(
+            report, netns=netns, iface=iface, timeout=wait_check_sync, listening=_listening
+        )
     if as_json:
-        echo_json(report.as_dict())
-    else:
+        echo_json(report.as_dict() | ({"resync": resync.as_dict()} if resync else {}))
+    elif resync is None:
         _print(report)
-    sys.exit(0 if report.ok else 1)
+    else:
+        click.echo("resync:")
+        _print(resync)
+    sys.exit(0 if (resync or report).ok else 1)
+
+
+def _listening(address: tuple[str, int]) -> None:
+    click.echo(f"listening for check-sync NOTIFY on udp {address[0]}:{address[1]}", err=True)
 
 
 def _pnp_finder(device: DeviceInfo, netns: str | None, iface: str, timeout: float):  # type: ignore[no-untyped-def]

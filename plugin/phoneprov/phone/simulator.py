@@ -127,8 +127,50 @@ def simulate(
         return report
     if not _find_url(report, device, options, source, pnp):
         return report
+    _fetch_and_apply(report, netns)
+    return report
+
+
+def reprovision(report: Report, netns: str | None, *, trigger: str, detail: str) -> Report:
+    """Provision again from the URL `report` found, as a trigger (check-sync) makes the phone
+    do: same URL, no new DHCP or PnP. A new report whose first step is the trigger."""
+    again = Report(report.device, path=report.path, url=report.url)
+    again.step(trigger, True, detail)
+    _fetch_and_apply(again, netns)
+    return again
+
+
+def resync_on_check_sync(
+    report: Report,
+    *,
+    netns: str | None,
+    iface: str = "eth0",
+    timeout: float,
+    listening: Callable[[tuple[str, int]], None] | None = None,
+) -> Report:
+    """After a provisioning: listen for a check-sync NOTIFY on UDP 5060 (answered 200) for
+    up to `timeout` s, then `reprovision`. `listening(address)` is called once bound."""
+    from .check_sync import CheckSyncListener
+
+    again = Report(report.device, path=report.path, url=report.url)
+    try:
+        with CheckSyncListener(netns=netns, iface=iface) as listener:
+            if listening is not None:
+                listening(listener.address)
+            got = listener.wait(timeout)
+    except (PhoneprovError, OSError) as e:
+        again.step("check-sync", False, f"cannot listen for check-sync: {e}")
+        return again
+    if got is None:
+        again.step("check-sync", False, f"no check-sync NOTIFY within {timeout:g} s")
+        return again
+    detail = f"NOTIFY Event: {got.header} from {got.source[0]}:{got.source[1]}, answered 200"
+    return reprovision(report, netns, trigger="check-sync", detail=detail)
+
+
+def _fetch_and_apply(report: Report, netns: str | None) -> None:
     fetch = http_get if netns is None else _in_netns(netns)
-    report.outcome = provision(report.url, fetch, device)
+    report.outcome = provision(report.url, fetch, report.device)
     for s in report.outcome.steps:
         report.step(
             "fetch",
@@ -137,14 +179,13 @@ def simulate(
         )
     if not report.outcome.ok:
         report.step("apply", False, report.outcome.error)
-        return report
+        return
     report.step(
         "apply",
         True,
         f"{len(report.outcome.files)} settings file(s) applied in order, "
         f"{len(report.outcome.settings)} settings",
     )
-    return report
 
 
 def _dhcp(

@@ -1,0 +1,199 @@
+"""PnP and check-sync exchanges: what we answer, what we send, where it goes."""
+
+from __future__ import annotations
+
+import pytest
+
+from phoneprov.core.errors import InputError
+from phoneprov.core.sipdialog import (
+    PnpSubscribe,
+    make_branch,
+    make_check_sync,
+    make_pnp_notify,
+    make_response,
+    notify_target,
+    read_pnp_subscribe,
+    response_address,
+    response_branch,
+    transaction_key,
+)
+from phoneprov.core.sipmsg import (
+    Request,
+    Response,
+    build_message,
+    parse_event,
+    parse_message,
+    parse_name_addr,
+    top_via,
+    with_header,
+)
+
+SOURCE = ("10.231.0.2", 40000)
+
+
+def subscribe(**replace: str) -> Request:
+    headers = {
+        "Via": "SIP/2.0/UDP 10.231.0.2:5060;branch=z9hG4bK77;rport",
+        "From": "<sip:MAC%3a00095200000E@224.0.1.75>;tag=ph1",
+        "To": "<sip:MAC%3a00095200000E@224.0.1.75>",
+        "Call-ID": "c1@10.231.0.2",
+        "CSeq": "3 SUBSCRIBE",
+        "Contact": "<sip:10.231.0.2:5062>",
+        "Event": 'ua-profile;profile-type="device";vendor="Auerswald";model="D200";version="2"',
+    }
+    headers.update(replace)
+    uri = headers.pop("uri", "sip:MAC%3a00095200000E@224.0.1.75")
+    msg = parse_message(
+        f"SUBSCRIBE {uri} SIP/2.0\r\n".encode()
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items() if v).encode()
+        + b"\r\n"
+    )
+    assert isinstance(msg, Request)
+    return msg
+
+
+def test_reads_the_phone_data() -> None:
+    assert read_pnp_subscribe(subscribe()) == PnpSubscribe(
+        "00095200000E", "Auerswald", "D200", "2", "device"
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"uri": "sip:00:09:52:00:00:0e@224.0.1.75"},  # bare MAC in the Request-URI
+        {"uri": "sip:224.0.1.75", "From": "<sip:MAC%3A00095200000E@x>;tag=1"},  # From only
+    ],
+)
+def test_mac_from_request_uri_or_from(changes: dict[str, str]) -> None:
+    assert read_pnp_subscribe(subscribe(**changes)).mac == "00095200000E"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"Event": "presence"},
+        {"Event": ""},
+        {"CSeq": "3 NOTIFY"},
+        {"Call-ID": ""},
+        {"uri": "sip:alice@224.0.1.75", "From": "<sip:bob@x>;tag=1"},
+    ],
+)
+def test_not_a_pnp_subscribe(changes: dict[str, str]) -> None:
+    with pytest.raises(InputError):
+        read_pnp_subscribe(subscribe(**changes))
+
+
+def test_response_mirrors_the_request_and_adds_our_tag() -> None:
+    request = subscribe(Via="SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2")
+    response = make_response(request, 200, to_tag="ours1")
+    assert (response.status, response.reason) == (200, "OK")
+    assert response.header_list("Via") == request.header_list("Via")
+    for name in ("From", "Call-ID", "CSeq"):
+        assert response.header(name) == request.header(name)
+    assert parse_name_addr(response.required("To")).tag == "ours1"
+    assert parse_message(build_message(response)) == response
+
+
+def test_response_keeps_an_existing_to_tag() -> None:
+    request = subscribe(To="<sip:x@y>;tag=theirs")
+    assert parse_name_addr(make_response(request, 200, to_tag="ours").required("To")).tag == (
+        "theirs"
+    )
+
+
+def test_response_goes_to_the_source_port_only_with_rport() -> None:
+    assert response_address(subscribe(), SOURCE) == SOURCE
+    plain = subscribe(Via="SIP/2.0/UDP 10.231.0.2:5062;branch=z9hG4bK1")
+    assert response_address(plain, SOURCE) == ("10.231.0.2", 5062)
+    assert response_address(subscribe(Via="SIP/2.0/UDP h;branch=z9hG4bK1"), SOURCE) == (
+        "10.231.0.2",
+        5060,
+    )
+
+
+def test_retransmission_has_the_same_transaction_key() -> None:
+    first, again = subscribe(), subscribe()
+    assert transaction_key(first) == transaction_key(again)
+    assert transaction_key(first) != transaction_key(
+        subscribe(Via="SIP/2.0/UDP 10.231.0.2:5060;branch=z9hG4bK78;rport")
+    )
+    old_style = subscribe(Via="SIP/2.0/UDP 10.231.0.2:5060;branch=1")
+    assert transaction_key(old_style)[0] == "c1@10.231.0.2|3 SUBSCRIBE"
+
+
+def test_pnp_notify_is_in_the_dialog() -> None:
+    sub = subscribe()
+    uri, target = notify_target(sub, SOURCE)
+    assert (uri, target) == ("sip:10.231.0.2:5062", ("10.231.0.2", 5062))
+    notify = make_pnp_notify(
+        sub,
+        url="http://10.231.0.1:8080/prov.py?mac=00095200000E",
+        to_tag="ours1",
+        branch=make_branch("abcd1234"),
+        local=("10.231.0.1", 5060),
+        target_uri=uri,
+    )
+    assert (notify.method, notify.uri) == ("NOTIFY", "sip:10.231.0.2:5062")
+    assert notify.header("Call-ID") == sub.header("Call-ID")
+    assert notify.header("To") == sub.header("From")
+    assert parse_name_addr(notify.required("From")).tag == "ours1"
+    assert parse_event(notify.required("Event")).package == "ua-profile"
+    assert notify.header("Content-Type") == "application/url"
+    assert notify.body == b"http://10.231.0.1:8080/prov.py?mac=00095200000E"
+    assert top_via(notify).branch == "z9hG4bKabcd1234"
+    assert parse_message(build_message(notify)) == notify
+
+
+@pytest.mark.parametrize(
+    "contact",
+    ["", "<sip:phone.example:5062>"],  # none, or a name we would have to resolve
+)
+def test_notify_falls_back_to_the_source_address(contact: str) -> None:
+    assert notify_target(subscribe(Contact=contact), SOURCE) == ("sip:10.231.0.2:40000", SOURCE)
+
+
+@pytest.mark.parametrize("url", ["http://x/a b", "http://x/\r\nVia: evil", ""])
+def test_notify_refuses_a_url_that_is_not_one_token(url: str) -> None:
+    with pytest.raises(InputError):
+        make_pnp_notify(
+            subscribe(), url=url, to_tag="abcd", branch="z9hG4bKabcd", local=("a", 1),
+            target_uri="sip:x",
+        )  # fmt: skip
+
+
+def test_check_sync_notify() -> None:
+    notify = make_check_sync(
+        target=("10.231.0.2", 5060),
+        local=("10.231.0.1", 41000),
+        event="check-sync;reboot=false",
+        call_id="callid01",
+        from_tag="tag01",
+        branch=make_branch("br01br01"),
+    )
+    assert (notify.method, notify.uri) == ("NOTIFY", "sip:10.231.0.2:5060")
+    assert notify.header("Event") == "check-sync;reboot=false"
+    assert top_via(notify).host == "10.231.0.1" and top_via(notify).port == 41000
+    assert notify.body == b""
+    assert parse_message(build_message(notify)) == notify
+
+
+@pytest.mark.parametrize("event", ["presence", "check-sync\r\nX: y", ""])
+def test_check_sync_refuses_other_events(event: str) -> None:
+    with pytest.raises(InputError):
+        make_check_sync(
+            target=("a", 1), local=("b", 2), event=event, call_id="cccc", from_tag="tttt",
+            branch="z9hG4bKbbbb",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("part", ["", "a b", "x\r\n", "abc"])
+def test_branch_needs_a_token(part: str) -> None:
+    with pytest.raises(InputError):
+        make_branch(part)
+
+
+def test_response_branch() -> None:
+    response = with_header(Response(200, "OK"), "Via", "SIP/2.0/UDP a;branch=z9hG4bKq")
+    assert isinstance(response, Response)
+    assert response_branch(response) == "z9hG4bKq"
