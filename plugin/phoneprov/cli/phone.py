@@ -29,6 +29,13 @@ def register(group: click.Group) -> None:
     "--allow-no-time", is_flag=True, help="Go on without an NTP server (the phone would not)."
 )
 @click.option("--vendor-class", help="DHCP vendor class (option 60) to send.")
+@click.option(
+    "--request",
+    "requested",
+    default="1,3,6,42,43,66,67",
+    show_default=True,
+    help="DHCP options to ask for (option 55); leave out 66,67 to see a phone that uses 43.",
+)
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds for DHCP and PnP.")
 @click.option(
     "--wait-check-sync",
@@ -52,6 +59,7 @@ def simulate(
     pnp: bool,
     allow_no_time: bool,
     vendor_class: str | None,
+    requested: str,
     timeout: float,
     wait_check_sync: float,
     as_json: bool,
@@ -82,6 +90,7 @@ def simulate(
         allow_no_time=allow_no_time,
         vendor_class=vendor_class,
         dhcp_timeout=timeout,
+        requested=_codes(requested),
     )
     resync = None
     if wait_check_sync > 0 and report.ok:
@@ -98,6 +107,16 @@ def simulate(
         click.echo("resync:")
         _print(resync)
     sys.exit(0 if (resync or report).ok else 1)
+
+
+def _codes(text: str) -> tuple[int, ...]:
+    try:
+        codes = tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a list of option numbers: {text!r}") from None
+    if not all(0 < c < 255 for c in codes):
+        raise click.BadParameter(f"option numbers are 1..254: {text!r}")
+    return codes
 
 
 def _listening(address: tuple[str, int]) -> None:

@@ -17,6 +17,8 @@ SUB_66 = 0x42
 SUB_67 = 0x43
 PAD = 0x00
 END = 0xFF
+# What a D-series phone asks for (option 55): mask, router, DNS, NTP, 43, 66, 67.
+PHONE_REQUESTS = (1, 3, 6, 42, 43, 66, 67)
 MAX_OPTION_LEN = 255  # one DHCP option's length byte
 MAX_SUB_TEXT = MAX_OPTION_LEN - 3  # code + length + NUL around the text, inside one option
 
@@ -93,7 +95,7 @@ def encode_option43(option66: str | None = None, option67: str | None = None) ->
         raise InputError(
             f"option 43 would be {len(raw)} bytes; one DHCP option holds {MAX_OPTION_LEN}"
         )
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
 def parse_hex(text: str) -> bytes:

@@ -27,13 +27,12 @@ from pyroute2.dhcp.dhcp4socket import AsyncDHCP4Socket
 from pyroute2.dhcp.leases import Lease
 from pyroute2.dhcp.xids import Xid
 
+from phoneprov.core.dhcp import PHONE_REQUESTS as REQUESTED
 from phoneprov.core.dhcpwire import decode_frame
 from phoneprov.core.errors import PhoneprovError
 from phoneprov.core.mac import colon_mac
 from phoneprov.lab.netns import call_in_netns
 
-# What a D-series phone asks for: mask, router, DNS, NTP, vendor (43), TFTP server, file.
-REQUESTED = (1, 3, 6, 42, 43, 66, 67)
 TIMEOUT = 5.0
 RETRY = 1.0  # seconds between retransmissions (pyroute2: 4 s, then longer)
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core.chain import Outcome, provision
-from ..core.dhcp import decode_option43, phone_url
+from ..core.dhcp import PHONE_REQUESTS, decode_option43, phone_url
 from ..core.errors import InputError, PhoneprovError
 from ..core.markers import DeviceInfo, replace_markers
 
@@ -103,12 +103,14 @@ def simulate(
     allow_no_time: bool = False,
     vendor_class: str | None = None,
     dhcp_timeout: float = 5.0,
+    requested: tuple[int, ...] = PHONE_REQUESTS,
 ) -> Report:
     """Run the phone's algorithm; `options` given by hand skip DHCP; `pnp` finds the URL by
-    SIP PnP (a callable returning the URL from the NOTIFY, or None)."""
+    SIP PnP (a callable returning the URL from the NOTIFY, or None); `requested` is the
+    DHCP parameter request list (a phone that leaves out 66/67 gets only 43 from dnsmasq)."""
     report = Report(device)
     if options is None:
-        options = _dhcp(report, device, netns, iface, vendor_class, dhcp_timeout)
+        options = _dhcp(report, device, netns, iface, vendor_class, dhcp_timeout, requested)
         if options is None:
             return report
         source = "dhcp"
@@ -195,6 +197,7 @@ def _dhcp(
     iface: str,
     vendor_class: str | None,
     timeout: float,
+    requested: tuple[int, ...],
 ) -> Options | None:
     from .dhcp_client import dhcp_exchange  # pyroute2: only when a real exchange is wanted
 
@@ -203,7 +206,13 @@ def _dhcp(
         return None
     try:
         lease = dhcp_exchange(
-            netns, iface, device.mac, timeout=timeout, assign=True, vendor_class=vendor_class
+            netns,
+            iface,
+            device.mac,
+            timeout=timeout,
+            assign=True,
+            vendor_class=vendor_class,
+            requested=requested,
         )
     except PhoneprovError as e:
         report.step("network", False, str(e))

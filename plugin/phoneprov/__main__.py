@@ -1,0 +1,5 @@
+"""`python -m phoneprov` is the `phoneprov` command."""
+
+from .cli import main
+
+main()
