@@ -49,6 +49,7 @@ class DhcpConfig:
     default_type: str = "D200"
     hostsdir: Path = Path("/var/lib/phoneprov/dnsmasq/hosts")
     optsdir: Path = Path("/var/lib/phoneprov/dnsmasq/opts")
+    dnsmasq_pidfile: Path = Path("/run/dnsmasq/dnsmasq.pid")  # to expire tombstones
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         default_type=_str(d, "default_type", "D200", at, "dhcp"),
         hostsdir=base / _str(d, "hostsdir", "/var/lib/phoneprov/dnsmasq/hosts", at, "dhcp"),
         optsdir=base / _str(d, "optsdir", "/var/lib/phoneprov/dnsmasq/opts", at, "dhcp"),
+        dnsmasq_pidfile=base / _str(d, "dnsmasq_pidfile", "/run/dnsmasq/dnsmasq.pid", at, "dhcp"),
     )
     security = SecurityConfig(
         mode=_choice(sec, "mode", "lease", SECURITY_MODES, at, "security"),

@@ -162,6 +162,16 @@ class State:
             (f.time, f.mac, f.ip, f.path, f.status, f.bytes),
         )
 
+    def log_fetches(self, rows: list[tuple[float, str | None, str, str, int, int]]) -> None:
+        """Many fetches in one transaction, each row in Fetch's field order (time, mac, ip,
+        path, status, bytes): the HTTP server's background writer."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT INTO fetches(time, mac, ip, path, status, bytes) VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+
     def fetches(self, mac: str | None = None, limit: int = 100) -> list[Fetch]:
         where, params = ("WHERE mac=?", (mac,)) if mac else ("", ())
         rows = self.db.execute(

@@ -1,0 +1,86 @@
+"""dhcp-script cost per event vs `python3 -c pass` (DESIGN §5: goal <= 2x), measured in one run.
+
+    .venv/bin/python bench/bench_hook.py [--events 200]
+
+Runs the shipped hooks/dnsmasq-dhcp-script exactly as dnsmasq does (exec via its shebang,
+argv `old MAC IP`, DNSMASQ_* variables) against a throwaway config and state database, and
+`python3 -c pass` with the hook's interpreter, interleaved so both see the same machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOK = ROOT / "hooks" / "dnsmasq-dhcp-script"
+sys.path.insert(0, str(ROOT / "plugin"))
+
+from phoneprov.config import load_config  # noqa: E402
+from phoneprov.dnsmasq.apply import apply  # noqa: E402
+
+
+def site(root: Path) -> Path:
+    (root / "inventory.toml").write_text(
+        '[profiles.default]\ntemplates = ["office.xml"]\n'
+        '[[devices]]\nmac = "00:09:52:00:00:0e"\ntype = "D200"\nprofile = "default"\n'
+    )
+    config = root / "pp.toml"
+    config.write_text(
+        '[server]\nurl = "http://10.231.0.1:8080"\n[dhcp]\nhostsdir = "hosts"\noptsdir = "opts"\n'
+        '[paths]\ninventory = "inventory.toml"\nstate = "state.db"\n'
+    )
+    apply(load_config(config))
+    return config
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200)
+    args = parser.parse_args()
+    interpreter = HOOK.read_text().splitlines()[0][2:].split()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = site(Path(tmp))
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PHONEPROV_CONFIG": str(config),
+            "DNSMASQ_INTERFACE": "eth0",
+            "DNSMASQ_VENDOR_CLASS": "Auerswald D200",
+            "DNSMASQ_REQUESTED_OPTIONS": "1,3,6,42,43,66,67",
+            "DNSMASQ_LEASE_EXPIRES": str(int(time.time()) + 3600),
+        }
+        cases = {
+            "python3 -c pass": [interpreter, "-c", "pass"],
+            "hook old (known phone)": [str(HOOK), "old", "00:09:52:00:00:0e", "10.231.0.100"],
+            "hook add (unknown phone)": [str(HOOK), "add", "00:09:52:00:00:77", "10.231.0.101"],
+        }
+        for argv in cases.values():  # warm caches and .pyc files
+            timed(argv, env)
+        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.events):
+            for name, argv in cases.items():
+                samples[name].append(timed(argv, env))
+    base = statistics.median(samples["python3 -c pass"])
+    print(f"hook benchmark: {args.events} events each, interpreter {interpreter}")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(
+            f"  {name:26s} median {median * 1000:6.2f} ms  = {median / base:4.2f}x python3 -c pass"
+        )
+    print("  goal: hook <= 2.00x")
+
+
+if __name__ == "__main__":
+    main()

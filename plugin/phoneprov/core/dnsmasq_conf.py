@@ -1,0 +1,296 @@
+"""dnsmasq configuration as text: per-device host and option lines, the vendor-wide snippet.
+
+Pure: values in, lines out. The adapter `phoneprov.dnsmasq.apply` writes them.
+
+Per device (modes "66+67", "43", "both") two one-line files, both named by the MAC:
+- `dhcp-hostsdir/<MAC>`: `00:09:52:00:00:0e,set:phoneprov-00095200000e-<gen>`
+- `dhcp-optsdir/<MAC>`:  `tag:phoneprov-00095200000e-<gen>,66,"http://..."` and friends.
+`<gen>` is a hash of the option lines, so a device whose options change gets a new tag:
+dnsmasq only ADDS what it reads from a changed file, and for one MAC the newest host line
+wins, so the new tag (and with it only the new options) takes over without a reload.
+A removed device keeps a tombstone host file (`set:phoneprov-removed`, a tag no option
+uses) because dnsmasq forgets deleted files only on SIGHUP, which crashes 2.90 (DESIGN §3).
+dnsmasq cannot force options read from an optsdir, so with `force` the values every device
+shares (66 always, 67 without tokens) are forced once in the snippet for tag `phoneprov`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .dhcp import encode_option43
+from .errors import ConfigError, InputError
+from .layout import Layout
+from .mac import colon_mac, norm_mac, norm_oui
+
+MODES = ("66+67", "43", "both", "vendor")
+PER_MAC_MODES = ("66+67", "43", "both")
+TAG_PREFIX = "phoneprov"
+COMMON_TAG = "phoneprov"  # set on every live per-device host line when force is on
+VENDOR_TAG = "phoneprov-vendor"
+REMOVED_TAG = "phoneprov-removed"  # no option line uses it
+GEN_LEN = 8
+START_SLACK = 0.1  # seconds: how exactly the adapter knows when dnsmasq started
+OPTION_ORDER = ("42", "43", "66", "67")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_NORMAL_MAC = frozenset("0123456789ABCDEF")
+
+
+@dataclass(frozen=True)
+class DhcpSettings:
+    """Everything options are computed from, with `auto` already resolved by the adapter."""
+
+    mode: str
+    server_url: str  # option 66, e.g. http://10.231.0.1:8080
+    layout: Layout
+    ntp: tuple[str, ...] = ()  # IPv4 addresses for option 42; () = none
+    force: bool = False
+    vendor_ouis: tuple[str, ...] = ("000952",)
+    vendor_classes: tuple[str, ...] = ()
+    tokens: bool = False  # a per-device token in option 67 (security mode "token")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"dhcp.mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if not re.match(r"^https?://[^/\s\"\\]+/?$", self.server_url):
+            raise ConfigError(f"server URL must be http(s)://host[:port]: {self.server_url!r}")
+        for address in self.ntp:
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise ConfigError(f"dhcp.ntp entries must be IPv4 addresses: {address!r}") from None
+        if self.mode == "vendor" and self.tokens:
+            raise ConfigError(
+                "dhcp.mode 'vendor' gives every phone the same options, so it cannot carry "
+                "per-device tokens: use security.mode 'lease' or a per-MAC dhcp.mode"
+            )
+        if self.force and self.tokens and self.mode in ("66+67", "both"):
+            raise ConfigError(
+                "dhcp.force cannot send per-device tokens in option 67: dnsmasq cannot force "
+                "options read from dhcp-optsdir. Use dhcp.mode '43' or 'both' (43 is always "
+                "sent), or security.mode 'lease'"
+            )
+        if self.mode == "vendor" and not (self.vendor_ouis or self.vendor_classes):
+            raise ConfigError("dhcp.mode 'vendor' needs dhcp.vendor_ouis or dhcp.vendor_classes")
+
+
+@dataclass(frozen=True)
+class DhcpOptions:
+    """The options one phone gets; None = not sent."""
+
+    option42: tuple[str, ...] | None = None
+    option43: str | None = None  # colon hex
+    option66: str | None = None
+    option67: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "42": list(self.option42) if self.option42 else None,
+            "43": self.option43,
+            "66": self.option66,
+            "67": self.option67,
+        }
+
+    def specs(self) -> list[tuple[str, str]]:
+        """(option number, dnsmasq value) pairs, in option order, only those sent."""
+        out = []
+        if self.option42:
+            out.append(("42", ",".join(self.option42)))
+        if self.option43:
+            out.append(("43", self.option43))
+        if self.option66 is not None:
+            out.append(("66", quote(self.option66)))
+        if self.option67 is not None:
+            out.append(("67", quote(self.option67)))
+        return out
+
+
+NO_OPTIONS = DhcpOptions()
+
+
+@dataclass(frozen=True)
+class DeviceFiles:
+    """The two files of one device: names are the MAC; text ends with a newline."""
+
+    name: str
+    host: str
+    opts: str
+    tag: str
+
+
+def quote(value: str) -> str:
+    """A dnsmasq string value: double quotes, `\\` and `"` escaped, printable ASCII only.
+
+    >>> quote('prov.py?mac=<MACADR>')
+    '"prov.py?mac=<MACADR>"'
+    >>> quote('a"b')
+    '"a\\\\"b"'
+    """
+    if not _PRINTABLE.match(value):
+        raise InputError(f"dnsmasq option text must be printable ASCII: {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def device_options(settings: DhcpSettings, token: str | None = None) -> DhcpOptions:
+    """The options a phone gets in a per-MAC mode (or everyone's in "vendor" mode).
+
+    >>> s = DhcpSettings("both", "http://foo", Layout(), ("10.0.0.1",))
+    >>> device_options(s).option67
+    'prov.py?mac=<MACADR>'
+    """
+    option66 = settings.server_url
+    option67 = settings.layout.option67(token if settings.tokens else None)
+    ntp = settings.ntp or None
+    if settings.mode == "66+67":
+        return DhcpOptions(ntp, None, option66, option67)
+    option43 = encode_option43(option66, option67)
+    if settings.mode == "43":
+        return DhcpOptions(ntp, option43, None, None)
+    return DhcpOptions(ntp, option43, option66, option67)
+
+
+def forced_in_snippet(settings: DhcpSettings) -> DhcpOptions:
+    """With `force` in a per-MAC mode: the shared 66/67 forced by the snippet (tag phoneprov)."""
+    if not settings.force or settings.mode not in ("66+67", "both"):
+        return NO_OPTIONS
+    shared = device_options(settings)
+    return DhcpOptions(None, None, shared.option66, shared.option67)
+
+
+def device_tag(mac: str, options: DhcpOptions) -> str:
+    """The device's tag: MAC plus a generation that changes whenever its options change.
+
+    >>> device_tag("00:09:52:00:00:0e", DhcpOptions(option66="http://foo"))
+    'phoneprov-00095200000e-8bc3b0d9'
+    """
+    lines = "\n".join(f"{code},{value}" for code, value in options.specs())
+    generation = hashlib.sha256(lines.encode()).hexdigest()[:GEN_LEN]
+    return f"{TAG_PREFIX}-{_norm(mac).lower()}-{generation}"
+
+
+def device_files(settings: DhcpSettings, mac: str, options: DhcpOptions) -> DeviceFiles:
+    """The host and opts files for one device; options forced by the snippet are left out."""
+    forced = forced_in_snippet(settings)
+    in_file = DhcpOptions(
+        options.option42,
+        options.option43,
+        None if forced.option66 is not None else options.option66,
+        None if forced.option67 is not None else options.option67,
+    )
+    mac = _norm(mac)
+    tag = device_tag(mac, in_file)
+    tags = f"set:{tag}" + (f",set:{COMMON_TAG}" if settings.force else "")
+    host = f"{_colon(mac)},{tags}\n"
+    opts = "".join(f"tag:{tag},{code},{value}\n" for code, value in in_file.specs())
+    return DeviceFiles(mac, host, opts, tag)
+
+
+def tombstone(mac: str) -> str:
+    """The host line that replaces a removed device's: a tag without options.
+
+    >>> tombstone("00095200000E")
+    '00:09:52:00:00:0e,set:phoneprov-removed\\n'
+    """
+    return f"{colon_mac(mac)},set:{REMOVED_TAG}\n"
+
+
+def is_tombstone(host_text: str) -> bool:
+    return host_text.rstrip("\n").endswith(f",set:{REMOVED_TAG}")
+
+
+def tombstone_expired(tombstone_mtime: float, dnsmasq_started: float | None) -> bool:
+    """A tombstone may go once the running dnsmasq started after it was written.
+
+    A dnsmasq started later read the directory from scratch: it never loaded the removed
+    device's old line, so deleting the file changes nothing for it (or for a later start).
+    >>> tombstone_expired(100.0, 200.0), tombstone_expired(100.0, 50.0)
+    (True, False)
+    >>> tombstone_expired(100.0, None)
+    False
+    """
+    return dnsmasq_started is not None and dnsmasq_started > tombstone_mtime + START_SLACK
+
+
+def vendor_match_lines(settings: DhcpSettings, tag: str = VENDOR_TAG) -> list[str]:
+    """`dhcp-mac`/`dhcp-vendorclass` lines that set `tag` for the configured phones.
+
+    >>> vendor_match_lines(DhcpSettings("vendor", "http://foo", Layout()))
+    ['dhcp-mac=set:phoneprov-vendor,00:09:52:*:*:*']
+    """
+    lines = []
+    for oui in settings.vendor_ouis:
+        octets = norm_oui(oui).lower()
+        lines.append(f"dhcp-mac=set:{tag},{octets[0:2]}:{octets[2:4]}:{octets[4:6]}:*:*:*")
+    for vendor_class in settings.vendor_classes:
+        if "," in vendor_class or not _PRINTABLE.match(vendor_class) or not vendor_class:
+            raise ConfigError(f"dhcp.vendor_classes: not usable in dnsmasq: {vendor_class!r}")
+        lines.append(f"dhcp-vendorclass=set:{tag},{vendor_class}")
+    return lines
+
+
+def option_lines(options: DhcpOptions, tag: str, force: bool) -> list[str]:
+    keyword = "dhcp-option-force" if force else "dhcp-option"
+    return [f"{keyword}=tag:{tag},{code},{value}" for code, value in options.specs()]
+
+
+def render_snippet(
+    settings: DhcpSettings,
+    hostsdir: str,
+    optsdir: str,
+    script: str,
+    header: Iterable[str] = (),
+) -> str:
+    """The file an admin drops into /etc/dnsmasq.d/ for these settings."""
+    lines = [f"# {line}" if line else "#" for line in header]
+    lines += [
+        "# Per-device files written by `phoneprov apply` (read via inotify: no reload).",
+        f"dhcp-hostsdir={hostsdir}",
+        f"dhcp-optsdir={optsdir}",
+        "# Records leases and discovers phones. Never `systemctl reload dnsmasq` (SIGHUP",
+        "# crashes dnsmasq 2.90 once these host files are in use): restart it instead.",
+        f"dhcp-script={script}",
+    ]
+    if settings.mode == "vendor":
+        lines.append("# Vendor-wide mode: the same options for every phone matching these.")
+        lines += vendor_match_lines(settings)
+        lines += option_lines(device_options(settings), VENDOR_TAG, settings.force)
+    elif settings.force:
+        lines.append("# dhcp.force: options every device shares, sent even when not asked for.")
+        lines += option_lines(forced_in_snippet(settings), COMMON_TAG, True)
+    return "\n".join(lines) + "\n"
+
+
+def parse_opts_file(text: str) -> tuple[str | None, DhcpOptions]:
+    """Read back an opts file we wrote (for `phoneprov options`): its tag and options."""
+    tag, values = None, {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"tag:([^,]+),(\d+),(.*)", line.strip())
+        if not match:
+            raise InputError(f"not an option line phoneprov writes: {line!r}")
+        tag, values[match.group(2)] = match.group(1), match.group(3)
+    return tag, DhcpOptions(
+        tuple(values["42"].split(",")) if "42" in values else None,
+        values.get("43"),
+        _unquote(values["66"]) if "66" in values else None,
+        _unquote(values["67"]) if "67" in values else None,
+    )
+
+
+def _norm(mac: str) -> str:
+    """norm_mac, skipped for a MAC that is normal already (10,000 devices per apply)."""
+    return mac if len(mac) == 12 and _NORMAL_MAC.issuperset(mac) else norm_mac(mac)
+
+
+def _colon(normal_mac: str) -> str:
+    low = normal_mac.lower()
+    return ":".join(low[i : i + 2] for i in range(0, 12, 2))
+
+
+def _unquote(value: str) -> str:
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        raise InputError(f"not a quoted dnsmasq string: {value!r}")
+    return re.sub(r"\\(.)", r"\1", value[1:-1])

@@ -1,0 +1,99 @@
+"""The hook's lean path into the state database: sqlite3 only, the same SQL as `state.State`.
+
+`state.State` is the full adapter (dataclasses, schema set-up on every open). The hook runs
+once per DHCP event, one at a time, so it writes with plain tuples and sets the schema up
+only when the database is new (through `State` itself, so there is one schema).
+`tests/unit/test_hook.py` checks that both paths leave identical rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+BUSY_TIMEOUT_S = 10.0
+LEASE_COLUMNS = (
+    "mac",
+    "ip",
+    "hostname",
+    "interface",
+    "vendor_class",
+    "requested_options",
+    "tags",
+    "expires",
+)
+RECORD_LEASE = """INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+    ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip,
+      hostname=coalesce(excluded.hostname, hostname),
+      interface=coalesce(excluded.interface, interface),
+      vendor_class=coalesce(excluded.vendor_class, vendor_class),
+      requested_options=coalesce(excluded.requested_options, requested_options),
+      tags=coalesce(excluded.tags, tags),
+      expires=coalesce(excluded.expires, expires),
+      last_seen=excluded.last_seen, active=1"""
+RELEASE_LEASE = "UPDATE leases SET active=0, last_seen=? WHERE mac=? AND ip=?"
+RECORD_DISCOVERED = """INSERT INTO discovered VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mac) DO UPDATE
+    SET ip=excluded.ip, vendor_class=coalesce(excluded.vendor_class, vendor_class),
+      reason=excluded.reason, last_seen=excluded.last_seen"""
+ACTIVE_LEASES = "SELECT expires, mac, ip, hostname FROM leases WHERE active=1 ORDER BY mac"
+
+
+class LeaseDb:
+    """One connection; every write is one short IMMEDIATE transaction (WAL, busy timeout)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if not _exists(path):
+            _create_schema(path)
+        self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> LeaseDb:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, sql: str, params: tuple[object, ...]) -> None:
+        try:
+            self._write(sql, params)
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise
+            _create_schema(self.path)  # another process created the file a moment ago
+            self._write(sql, params)
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(sql, params)
+
+    def record_lease(self, lease: dict[str, object], now: float) -> None:
+        self.write(RECORD_LEASE, (*(lease.get(c) for c in LEASE_COLUMNS), now, now))
+
+    def release_lease(self, mac: str, ip: str, now: float) -> None:
+        self.write(RELEASE_LEASE, (now, mac, ip))
+
+    def record_discovered(
+        self, mac: str, ip: str, vendor_class: str | None, reason: str, now: float
+    ) -> None:
+        self.write(RECORD_DISCOVERED, (mac, ip, vendor_class, reason, now, now))
+
+    def active_leases(self) -> list[tuple[int | None, str, str, str | None]]:
+        return list(self.db.execute(ACTIVE_LEASES))
+
+
+def _create_schema(path: str) -> None:
+    """The schema comes from State, the one place that defines it (rare: a new database)."""
+    from ..state import State
+
+    State(path).close()
+
+
+def _exists(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return len(handle.read(100)) == 100  # an SQLite header, not an empty file
+    except OSError:
+        return False

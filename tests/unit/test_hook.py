@@ -1,0 +1,205 @@
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phoneprov.config import load_config
+from phoneprov.dnsmasq import hook
+from phoneprov.dnsmasq.apply import apply
+from phoneprov.state import State
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK = ROOT / "hooks" / "dnsmasq-dhcp-script"
+KNOWN = "00:09:52:00:00:0e"
+UNKNOWN = "00:09:52:00:00:77"
+STRANGER = "02:00:00:00:00:01"
+FULL_ENV = {
+    "DNSMASQ_INTERFACE": "eth0",
+    "DNSMASQ_VENDOR_CLASS": "Auerswald D200",
+    "DNSMASQ_REQUESTED_OPTIONS": "1,3,6,42,43,66,67",
+    "DNSMASQ_TAGS": "eth0 known",
+    "DNSMASQ_LEASE_EXPIRES": "2000000000",
+}
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "inventory.toml").write_text(
+        '[profiles.default]\ntemplates = ["office.xml"]\n'
+        '[[devices]]\nmac = "00:09:52:00:00:0e"\ntype = "D200"\nprofile = "default"\n'
+    )
+    (tmp_path / "pp.toml").write_text(
+        '[server]\nurl = "http://10.231.0.1:8080"\n'
+        '[dhcp]\nmode = "66+67"\nntp = ["10.231.0.1"]\nvendor_classes = ["Auerswald"]\n'
+        'hostsdir = "hosts"\noptsdir = "opts"\ndefault_type = "D100"\n'
+        '[paths]\ninventory = "inventory.toml"\nstate = "state.db"\n'
+    )
+    apply(load_config(tmp_path / "pp.toml"))
+    return tmp_path
+
+
+def run(site, *argv, **env):
+    out = io.StringIO()
+    environ = {"PHONEPROV_CONFIG": str(site / "pp.toml"), **env}
+    assert hook.main(["hook", *argv], environ, out) == 0
+    return out.getvalue()
+
+
+def leases(site):
+    with State(site / "state.db") as state:
+        return {lease.mac: lease for lease in state.leases(include_inactive=True)}
+
+
+def test_add_records_everything_dnsmasq_tells(site):
+    run(site, "add", KNOWN, "10.231.0.100", "d200", **FULL_ENV)
+    lease = leases(site)["00095200000E"]
+    assert (lease.ip, lease.hostname, lease.interface, lease.vendor_class) == (
+        "10.231.0.100",
+        "d200",
+        "eth0",
+        "Auerswald D200",
+    )
+    assert (lease.requested_options, lease.tags, lease.expires) == (
+        "1,3,6,42,43,66,67",
+        "eth0 known",
+        2000000000,
+    )
+    assert lease.active
+
+
+def test_data_missing_keeps_what_was_known(site):
+    run(site, "add", KNOWN, "10.231.0.100", **FULL_ENV)
+    run(site, "old", KNOWN, "10.231.0.100", DNSMASQ_DATA_MISSING="1", DNSMASQ_INTERFACE="x")
+    lease = leases(site)["00095200000E"]
+    assert (lease.vendor_class, lease.interface, lease.tags) == (
+        "Auerswald D200",
+        "eth0",
+        "eth0 known",
+    )
+
+
+def test_del_releases_the_lease(site):
+    run(site, "add", KNOWN, "10.231.0.100", **FULL_ENV)
+    run(site, "del", KNOWN, "10.231.0.100", DNSMASQ_DATA_MISSING="1")
+    assert not leases(site)["00095200000E"].active
+
+
+def test_init_prints_unexpired_leases_in_lease_file_format(site):
+    run(site, "add", KNOWN, "10.231.0.100", "d200", **FULL_ENV)
+    run(site, "add", STRANGER, "10.231.0.101", DNSMASQ_LEASE_EXPIRES="5")  # long expired
+    assert run(site, "init") == "2000000000 00:09:52:00:00:0e 10.231.0.100 d200 *\n"
+
+
+def test_vendor_phones_are_discovered_by_oui_or_class(site):
+    run(site, "add", UNKNOWN, "10.231.0.102")
+    run(site, "add", STRANGER, "10.231.0.103", DNSMASQ_VENDOR_CLASS="Auerswald COMfortel")
+    run(site, "add", "02:00:00:00:00:02", "10.231.0.104", DNSMASQ_VENDOR_CLASS="Linux")
+    run(site, "add", KNOWN, "10.231.0.100")
+    with State(site / "state.db") as state:
+        found = {d.mac: d.reason for d in state.discovered()}
+    assert found == {"000952000077": "oui 000952", "020000000001": "vendor class Auerswald"}
+
+
+def test_auto_enrol_writes_the_phones_files_at_once(site):
+    config = (site / "pp.toml").read_text().replace("[dhcp]\n", "[dhcp]\nauto_enrol = true\n")
+    (site / "pp.toml").write_text(config)
+    run(site, "add", UNKNOWN, "10.231.0.102")
+    assert (site / "hosts" / "000952000077").read_text().startswith("00:09:52:00:00:77,set:")
+    assert '66,"http://10.231.0.1:8080"' in (site / "opts" / "000952000077").read_text()
+    with State(site / "state.db") as state:
+        assert [(e["mac"], e["type"]) for e in state.enrolled()] == [("000952000077", "D100")]
+    run(site, "old", UNKNOWN, "10.231.0.102")  # known now: nothing more happens
+    assert (site / "inventory.toml").read_text().count("[[devices]]") == 1  # never rewritten
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        ([], {}),
+        (["add"], {}),
+        (["add", KNOWN], {}),
+        (["add", "zz:09:52:00:00:0e", "10.231.0.1"], {}),
+        (["add", KNOWN, "10.231.0.300"], {}),
+        (["add", KNOWN, "10.231.0.1"], {"PHONEPROV_CONFIG": "/nonexistent.toml"}),
+        (["reboot"], {}),
+        (["add", "\udcff", "\x00"], {}),
+    ],
+)
+def test_garbage_is_one_error_line_exit_0_and_loses_nothing(site, capsys, argv, env):
+    run(site, "add", KNOWN, "10.231.0.100", **FULL_ENV)
+    before = leases(site)
+    run(site, *argv, **env)
+    err = capsys.readouterr().err
+    assert err.startswith("phoneprov-hook: error:") and err.count("\n") == 1
+    assert leases(site) == before
+
+
+def test_garbage_environment_is_tolerated(site):
+    run(site, "add", KNOWN, "10.231.0.100", DNSMASQ_LEASE_EXPIRES="soon", DNSMASQ_TAGS="\x01\x02")
+    assert leases(site)["00095200000E"].expires is None
+
+
+def test_other_actions_and_dhcpv6_are_ignored_quietly(site, capsys):
+    run(site, "tftp", "1234", "10.231.0.5", "/file")
+    run(site, "add", "00:01:00:01:2c:aa", "fd00::5", DNSMASQ_IAID="1")
+    assert capsys.readouterr().err == ""
+
+
+def test_hook_config_reads_what_load_config_reads(site):
+    parsed = hook.HookConfig(str(site / "pp.toml"))
+    cached = hook.HookConfig(str(site / "pp.toml"))
+    assert (site / ".pp.toml.hook-cache").exists() and vars(cached) == vars(parsed)
+    ours, full = cached, load_config(site / "pp.toml")
+    assert Path(ours.hostsdir) == full.dhcp.hostsdir and Path(ours.state) == full.state
+    assert ours.vendor_ouis == list(full.dhcp.vendor_ouis)
+    assert ours.vendor_classes == list(full.dhcp.vendor_classes)
+    assert (ours.auto_enrol, ours.mode) == (full.dhcp.auto_enrol, full.dhcp.mode)
+
+
+def test_the_script_imports_nothing_heavy_and_exits_0(site):
+    State(site / "state.db").close()  # only a brand-new database needs the full State
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(HOOK)!r}, 'add', {KNOWN!r}, '10.231.0.100']\n"
+        "try:\n"
+        f"    runpy.run_path({str(HOOK)!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code)\n"
+        "heavy = {'flask', 'lxml', 'pyroute2', 'click', 'jinja2', 'dataclasses'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    env = {"PHONEPROV_CONFIG": str(site / "pp.toml"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-IS", "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["exit 0", "[]"], result.stderr
+    assert "00095200000E" in leases(site)
+
+
+def test_an_edited_config_invalidates_the_cache(site):
+    assert not hook.HookConfig(str(site / "pp.toml")).auto_enrol
+    text = (site / "pp.toml").read_text().replace("[dhcp]\n", "[dhcp]\nauto_enrol = true\n")
+    (site / "pp.toml").write_text(text)
+    assert hook.HookConfig(str(site / "pp.toml")).auto_enrol
+
+
+def test_hook_and_state_write_the_same_rows(site, tmp_path):
+    from phoneprov.dnsmasq.leasedb import LeaseDb
+    from phoneprov.state import Discovered, Lease
+
+    row = {"mac": "00095200000E", "ip": "10.0.0.5", "hostname": "d", "expires": 9}
+    with State(tmp_path / "a.db") as state:
+        state.record_lease(Lease(**row), 1.0)
+        state.record_lease(Lease("00095200000E", "10.0.0.6"), 2.0)
+        state.release_lease("00095200000E", "10.0.0.6", 3.0)
+        state.record_discovered(Discovered("000952000077", "10.0.0.7", None, "oui", 4.0, 4.0))
+    with LeaseDb(str(tmp_path / "b.db")) as db:
+        db.record_lease(row, 1.0)
+        db.record_lease({"mac": "00095200000E", "ip": "10.0.0.6"}, 2.0)
+        db.release_lease("00095200000E", "10.0.0.6", 3.0)
+        db.record_discovered("000952000077", "10.0.0.7", None, "oui", 4.0)
+    with State(tmp_path / "a.db") as a, State(tmp_path / "b.db") as b:
+        assert a.leases(include_inactive=True) == b.leases(include_inactive=True)
+        assert a.discovered() == b.discovered()
