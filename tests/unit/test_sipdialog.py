@@ -147,7 +147,11 @@ def test_pnp_notify_is_in_the_dialog() -> None:
 
 @pytest.mark.parametrize(
     "contact",
-    ["", "<sip:phone.example:5062>"],  # none, or a name we would have to resolve
+    [
+        "",
+        "<sip:phone.example:5062>",  # a name we would have to resolve
+        "<sip:10.231.0.99:5060>",  # somewhere else: not a reflector for forged SUBSCRIBEs
+    ],
 )
 def test_notify_falls_back_to_the_source_address(contact: str) -> None:
     assert notify_target(subscribe(Contact=contact), SOURCE) == ("sip:10.231.0.2:40000", SOURCE)

@@ -9,10 +9,17 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import basics, phone
+from . import basics, dnsmasq, lab, phone, sip, web
 from .common import Group
 
-REGISTRARS = [basics.register, phone.register]
+REGISTRARS = [
+    basics.register,
+    dnsmasq.register,
+    web.register,
+    sip.register,
+    phone.register,
+    lab.register,
+]
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

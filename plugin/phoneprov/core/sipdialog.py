@@ -163,12 +163,13 @@ def read_pnp_subscribe(request: Request) -> PnpSubscribe:
 
 def notify_target(subscribe: Request, source: Address) -> tuple[str, Address]:
     """Request-URI and address for the NOTIFY: the phone's Contact (the dialog's remote
-    target) when it names an IP address, else the address the SUBSCRIBE came from."""
+    target) when its host is the SUBSCRIBE's source IP, else the source address itself.
+    A Contact elsewhere is not followed: we never send to an address the phone is not at."""
     contact = subscribe.header("Contact")
     if contact:
         uri = parse_name_addr(contact).uri
         target = parse_sip_uri(uri)
-        if re.fullmatch(r"[0-9.]+|\[[0-9a-fA-F:.]+\]", target.host):
+        if target.address[0] == source[0]:
             return uri, target.address
     host = f"[{source[0]}]" if ":" in source[0] else source[0]
     return f"sip:{host}:{source[1]}", source
