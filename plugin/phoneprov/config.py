@@ -141,7 +141,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         refused_per_minute=_int(sec, "refused_per_minute", 30, at, "security"),
         secret_file=base / _str(sec, "secret_file", "/var/lib/phoneprov/secret", at, "security"),
     )
-    t1 = float(sip.get("t1", 0.5))
+    t1 = _seconds(sip, "t1", 0.5, at, "sip")
     events = sip.get("check_sync_events", {})
     if not isinstance(events, dict):
         raise ConfigError("sip.check_sync_events must be a table model = event", at("sip"))
@@ -149,7 +149,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         interface=_str(sip, "interface", "", at, "sip"),
         pnp_policy=_choice(sip, "pnp_policy", "known", PNP_POLICIES, at, "sip"),
         t1=t1,
-        timer_f=float(sip.get("timer_f", 64 * t1)),
+        timer_f=_seconds(sip, "timer_f", 64 * t1, at, "sip"),
         check_sync_event=_str(sip, "check_sync_event", DEFAULT_CHECK_SYNC, at, "sip"),
         check_sync_events={str(k).upper(): str(v) for k, v in events.items()},
     )
@@ -340,6 +340,13 @@ def _int(t: dict[str, Any], key: str, default: int, at: _Locator, section: str) 
     value = int(_get(t, key, default, int, "a whole number", at, section))
     if value < 0:
         raise ConfigError(f"{section}.{key} must not be negative", at(key, section))
+    return value
+
+
+def _seconds(t: dict[str, Any], key: str, default: float, at: _Locator, section: str) -> float:
+    value = float(_get(t, key, default, (int, float), "a number of seconds", at, section))
+    if isinstance(t.get(key), bool) or not 0 < value <= 3600:
+        raise ConfigError(f"{section}.{key} must be seconds in (0, 3600]", at(key, section))
     return value
 
 

@@ -107,3 +107,11 @@ def test_extra_records_merge_and_the_file_wins(tmp_path):
     inv = load_inventory(config, extra)
     assert inv.devices["00095200000E"].type == "D200"
     assert inv.devices["000952000099"].where == "state"
+
+
+def test_sip_timers_must_be_seconds(tmp_path):
+    with pytest.raises(ConfigError, match=r"phoneprov.toml:3: sip.t1 must be a number of seconds"):
+        write(tmp_path, '[sip]\n\nt1 = "fast"\n')
+    with pytest.raises(ConfigError, match=r"sip.timer_f must be seconds"):
+        write(tmp_path, "[sip]\ntimer_f = 0\n")
+    assert write(tmp_path, "[sip]\nt1 = 1\n").sip.timer_f == 64
