@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import basics, dnsmasq, lab, phone, sip, web
+from . import basics, dnsmasq, doctor, lab, phone, sip, web
 from .common import Group
 
 REGISTRARS = [
@@ -19,6 +19,7 @@ REGISTRARS = [
     sip.register,
     phone.register,
     lab.register,
+    doctor.register,
 ]
 
 
