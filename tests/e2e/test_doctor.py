@@ -179,7 +179,7 @@ def test_doctor_names_what_is_broken_and_how_to_fix_it(appliance: Appliance):
     code, out = appliance.doctor()
     assert code == 1
     assert f"  FAIL  nothing accepts connections on {ADDR}:{PORT}" in out
-    assert "        fix: systemctl start phoneprov-serve" in out
+    assert "        fix: systemctl start phoneprov-http" in out
     assert "files ok" not in out  # devices are not fetched from a server that is not there
 
     code, out = appliance.doctor("--device", "00:09:52:00:00:77")

@@ -343,7 +343,7 @@ def _http(facts: Facts) -> list[Finding]:
             "fail",
             "http",
             f"nothing accepts connections on {facts.listen}: {facts.http_error}",
-            "systemctl start phoneprov-serve (or `phoneprov serve`); server.listen must match",
+            "systemctl start phoneprov-http (or `phoneprov serve`); server.listen must match",
         )
     ]
 
