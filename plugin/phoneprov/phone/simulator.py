@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core.chain import Outcome, provision
-from ..core.dhcp import PHONE_REQUESTS, decode_option43, phone_url
+from ..core.dhcp import PHONE_REQUESTS, Option43, decode_option43, phone_url
 from ..core.errors import InputError, PhoneprovError
 from ..core.markers import DeviceInfo, replace_markers
 
@@ -250,11 +250,18 @@ def _find_url(
         report.url = phone_url(options.option66, options.option67, opt43, device)
     except InputError as e:
         return report.step("url", False, f"no usable URL from DHCP options: {e}")
-    plain = bool(options.option66 or options.option67)
-    report.path = f"{source} " + (
-        "66+67" if plain and not opt43 else "43" if not plain else "66/67+43"
-    )
+    report.path = f"{source} {_used_options(options, opt43)}"
     return report.step("url", True, f"{report.url} (from {report.path})")
+
+
+def _used_options(options: Options, opt43: Option43 | None) -> str:
+    """Which options the URL came from: plain 66/67 win, 43 fills what they lack."""
+    used = [
+        "66" if options.option66 else "43" if opt43 and opt43.option66 else "",
+        "67" if options.option67 else "43" if opt43 and opt43.option67 else "",
+    ]
+    names = [u for u in dict.fromkeys(used) if u]
+    return "+".join(names)
 
 
 def _in_netns(netns: str) -> Callable[[str], tuple[int, bytes]]:
