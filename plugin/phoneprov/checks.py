@@ -12,8 +12,11 @@ def check_installation(config_file: str | None) -> str:
     inventory = load_inventory(config)
     if not config.templates.is_dir():
         raise ConfigError("templates directory does not exist", str(config.templates))
+    from .render import check_templates  # renders every device's files once
+
+    files = check_templates(config, inventory)
     return (
         f"ok: {config.path}: {len(inventory.devices)} devices, "
         f"{len(inventory.profiles)} profiles, dhcp mode {config.dhcp.mode}, "
-        f"security {config.security.mode}"
+        f"security {config.security.mode}, {files} files rendered"
     )

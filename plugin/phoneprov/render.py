@@ -1,0 +1,341 @@
+"""Render a device's files from Jinja2 templates, checked and cached; usable without Flask.
+
+- Templates run in Jinja2's immutable sandbox with StrictUndefined (a missing variable is an
+  error, not an empty string) and XML autoescaping of every value.
+- Every rendered file is parsed with the hardened XML parser before anyone gets it: a
+  template error or broken XML raises `TemplateProblem` naming `template:line`, never a
+  partial file.
+- `Catalog` holds the inventory and the rendered bytes (+ ETag). It looks at the inventory's
+  and the templates' mtimes at most every `check_every` seconds and starts afresh when one
+  changed, so an edit is live within a second without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import Config, load_inventory
+from .core import layering
+from .core.errors import ConfigError, InputError
+from .core.inventory import Device, Inventory, Record
+from .core.layout import Layout
+from .core.reference import build_reference, parse_xml
+
+log = logging.getLogger("phoneprov.render")
+
+MAX_CACHE_BYTES = 16 * 1024 * 1024
+CHECK_EVERY_S = 1.0
+
+
+class TemplateProblem(ConfigError):
+    """A template failed to render or rendered something that is not well-formed XML."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    etag: str  # quoted, as sent in the ETag header
+
+    @classmethod
+    def of(cls, body: bytes) -> Rendered:
+        return cls(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+
+
+class Renderer:
+    """Jinja2 sandbox over one templates directory."""
+
+    def __init__(self, templates: Path) -> None:
+        from jinja2 import FileSystemLoader, StrictUndefined
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        self.templates = templates
+        self.env = ImmutableSandboxedEnvironment(
+            loader=FileSystemLoader(str(templates)),
+            undefined=StrictUndefined,
+            autoescape=True,
+            auto_reload=True,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, device_type: str, name: str, variables: dict[str, Any]) -> bytes:
+        """The checked bytes of one served file; TemplateProblem when it cannot be made."""
+        from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
+
+        candidates = layering.template_candidates(device_type, name)
+        where = str(self.templates / candidates[0])
+        try:
+            template = self.env.select_template(list(candidates))
+            where = template.filename or where
+            text = template.render(variables)
+        except TemplateNotFound:
+            raise TemplateProblem(
+                f"no template for {name} (looked for {', '.join(candidates)})", str(self.templates)
+            ) from None
+        except TemplateSyntaxError as e:
+            raise TemplateProblem(
+                f"template syntax: {e.message}", f"{e.filename}:{e.lineno}"
+            ) from None
+        except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+            raise TemplateProblem(
+                f"rendering {name}: {type(e).__name__}: {e}", _template_line(e.__traceback__, where)
+            ) from None
+        body = text.encode("utf-8")
+        try:
+            parse_xml(body)
+        except InputError as e:
+            raise TemplateProblem(f"{name} renders to bad XML: {e}", where) from None
+        return body
+
+
+def _template_line(tb: TracebackType | None, filename: str) -> str:
+    """`template:line` of the innermost template frame (Jinja maps frames to template lines)."""
+    line = 0
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{filename}:{line}" if line else filename
+
+
+@dataclass
+class _Generation:
+    """One consistent view: an inventory and the bytes rendered from it."""
+
+    stamp: tuple[Any, ...]
+    inventory: Inventory
+    cache: dict[tuple[str, str, str], Rendered]
+    cached_bytes: int = 0
+
+
+class Catalog:
+    """The inventory and every device's rendered files, cached; thread-safe."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        server: str | None = None,
+        extra: Callable[[], list[Record]] | None = None,
+        check_every: float = CHECK_EVERY_S,
+        max_cache_bytes: int = MAX_CACHE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.layout: Layout = config.server.layout
+        self.server_url = server or server_url(config)
+        self.appliance = appliance_address(self.server_url)
+        self.renderer = Renderer(config.templates)
+        self.extra = extra or (lambda: [])
+        self.check_every = check_every
+        self.max_cache_bytes = max_cache_bytes
+        self.clock = clock
+        self._lock = threading.Lock()
+        path = config.inventory_path  # a CSV inventory takes its profiles from the TOML beside
+        self._inventory_files = tuple(dict.fromkeys([str(path), str(path.with_suffix(".toml"))]))
+        self._checked_at = clock()
+        extra_records = self.extra()
+        self._gen = _Generation(
+            self._stamp(extra_records), load_inventory(config, extra_records), {}
+        )
+
+    # inventory ------------------------------------------------------------------------
+    @property
+    def inventory(self) -> Inventory:
+        return self._gen.inventory
+
+    def device(self, mac: str, refreshed: bool = False) -> Device | None:
+        """The device for `mac`; an unknown MAC looks again at everything (an auto-enrolled
+        phone may have been added a moment ago). `refreshed`: the caller just refreshed."""
+        if not refreshed:
+            self.refresh()
+        device = self._gen.inventory.device(mac)
+        if device is None and self.refresh(force=True):
+            device = self._gen.inventory.device(mac)
+        return device
+
+    def names(self, device: Device) -> tuple[str, ...]:
+        return layering.served_files(self._gen.inventory.profiles[device.profile])
+
+    def refresh(self, force: bool = False) -> bool:
+        """Start afresh when the inventory or a template changed; True when it did.
+
+        The inventory file is looked at on every call (one stat: an `apply` + check-sync
+        must find the new files at once); the templates and the auto-enrolled phones at
+        most every `check_every` seconds, or when `force`d.
+        """
+        now = self.clock()
+        if (
+            not force
+            and now - self._checked_at < self.check_every
+            and self._inventory_stamp() == self._gen.stamp[0]
+        ):
+            return False
+        with self._lock:
+            self._checked_at = now
+            extra_records = self.extra()
+            stamp = self._stamp(extra_records)
+            if stamp == self._gen.stamp:
+                return False
+            self.renderer.env.cache.clear()  # type: ignore[union-attr]
+            try:
+                inventory = load_inventory(self.config, extra_records)
+            except ConfigError as e:
+                log.error("inventory changed but is invalid, still serving the previous: %s", e)
+                self._gen.stamp = stamp  # report once per change
+                self._gen.cache = {}  # templates may have changed too
+                return True
+            self._gen = _Generation(stamp, inventory, {})
+            log.info("inventory or templates changed: %d devices", len(inventory.devices))
+            return True
+
+    def _inventory_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        return tuple(_file_stamp(p) for p in self._inventory_files)
+
+    def _stamp(self, extra_records: list[Record]) -> tuple[Any, ...]:
+        return (
+            self._inventory_stamp(),
+            tuple(_file_stamp(p) for p in _walk(self.config.templates)),
+            tuple(sorted(str(sorted(r.fields.items())) for r in extra_records)),
+        )
+
+    # rendered bytes -------------------------------------------------------------------
+    def cached(self, mac: str, name: str, style: str = "") -> Rendered | None:
+        """A cache hit or None; never renders (the cheap path for every request)."""
+        return self._gen.cache.get((mac, name, style))
+
+    def entry(self, device: Device, style: str) -> Rendered:
+        """The device's reference file for an entry URL of `style` ("query" | "path")."""
+        gen = self._gen
+        key = (device.mac, "", style)
+        hit = gen.cache.get(key)
+        if hit is None:
+            layout = Layout(style, self.layout.query_path)
+            refs = layout.file_refs(device.type, device.mac, list(self.names(device)))
+            hit = self._store(gen, key, Rendered.of(build_reference(refs)))
+        return hit
+
+    def file(self, device: Device, name: str) -> Rendered | None:
+        """One of the device's files; None when `name` is not one of them."""
+        gen = self._gen
+        key = (device.mac, name, "")
+        hit = gen.cache.get(key)
+        if hit is not None:
+            return hit
+        profile = gen.inventory.profiles[device.profile]
+        if name not in layering.served_files(profile):
+            return None
+        variables = layering.template_vars(device, profile, self.server_url, self.appliance)
+        return self._store(
+            gen, key, Rendered.of(self.renderer.render(device.type, name, variables))
+        )
+
+    def _store(self, gen: _Generation, key: tuple[str, str, str], value: Rendered) -> Rendered:
+        if gen.cached_bytes + len(value.body) > self.max_cache_bytes:
+            gen.cache.clear()  # simple and bounded; phones poll rarely
+            gen.cached_bytes = 0
+        gen.cache[key] = value
+        gen.cached_bytes += len(value.body)
+        return value
+
+    # whole installation ---------------------------------------------------------------
+    def render_all(self) -> Iterator[tuple[Device, str, Rendered]]:
+        """Every file of every device (for `check` and the benchmark); raises on the first error."""
+        for device in self._gen.inventory.devices.values():
+            for name in self.names(device):
+                rendered = self.file(device, name)
+                assert rendered is not None
+                yield device, name, rendered
+
+
+def check_templates(config: Config, inventory: Inventory | None = None) -> int:
+    """Render every device's files once; raise ConfigErrors naming each broken template.
+
+    Returns the number of files rendered. Used by `phoneprov check`.
+    """
+    from .core.errors import ConfigErrors
+
+    catalog = Catalog(config, server=_check_server(config))
+    if inventory is not None:
+        catalog._gen.inventory = inventory
+    problems: dict[str, ConfigError] = {}
+    count = 0
+    for device in catalog.inventory.devices.values():
+        try:
+            names = catalog.names(device)
+        except ConfigError as e:
+            problems.setdefault(str(e), e)
+            continue
+        for name in names:
+            try:
+                catalog.file(device, name)
+                count += 1
+            except ConfigError as e:
+                problems.setdefault(
+                    str(e), ConfigError(f"{e.message} (device {device.mac})", e.where)
+                )
+    if problems:
+        raise ConfigErrors(list(problems.values()))
+    return count
+
+
+def server_url(config: Config) -> str:
+    """The base URL phones are given in option 66 (`auto` resolved as `apply` resolves it)."""
+    if config.server.url != "auto":
+        return config.server.url
+    from .dnsmasq.apply import resolve_settings
+    from .sip.transport import interface_ipv4  # an ioctl: pyroute2 would cost ~20 MB RSS
+
+    return resolve_settings(config, address_of=interface_ipv4).server_url
+
+
+def appliance_address(url: str) -> str:
+    """The appliance's host as phones reach it (for the SIP check-sync allowlist)."""
+    return urlsplit(url).hostname or ""
+
+
+def enrolled_records(state_path: Path) -> list[Record]:
+    """Auto-enrolled phones from the state database, as inventory records."""
+    if not state_path.exists():
+        return []
+    from .state import State
+
+    with State(state_path) as state:
+        return [
+            Record(
+                {"mac": row["mac"], "type": row["type"], "profile": row["profile"]},
+                f"{state_path}: enrolled {row['mac']}",
+            )
+            for row in state.enrolled()
+        ]
+
+
+def _check_server(config: Config) -> str:
+    try:
+        return server_url(config)
+    except ConfigError:
+        return "http://192.0.2.1:8080"  # `check` on a machine without the LAN interface
+
+
+def _file_stamp(path: str | Path) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def _walk(root: Path) -> list[Path]:
+    found = []
+    for directory, _dirs, files in os.walk(root):
+        found.extend(Path(directory, f) for f in files)
+    return sorted(found)

@@ -1,0 +1,113 @@
+"""The fetch log: every request is queued here and written to the state database in batches
+by one background thread, so a request does not wait for SQLite — unless the writer falls
+`MAX_QUEUED` rows behind: then it waits, rather than grow memory or drop rows. `close()`
+drains the queue (on clean shutdown); the thread starts in the process that logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..state import State
+
+
+log = logging.getLogger("phoneprov.web")
+
+BATCH = 500
+MAX_QUEUED = 4096  # a full queue makes requests wait for the writer: memory stays bounded
+IDLE_S = 0.2
+BACKOFF_S = 0.002
+
+
+# one fetch, in `state.Fetch` field order: (time, mac, ip, path, status, bytes); a tuple is
+# a third of a dataclass instance's size when the queue briefly backs up under load
+Row = tuple[float, str | None, str, str, int, int]
+
+
+class FetchLog:
+    def __init__(self, state_path: Path) -> None:
+        self.state_path = state_path
+        self._queue: queue.SimpleQueue[Row | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def add(self, row: Row) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        while self._queue.qsize() > MAX_QUEUED:  # the writer is behind: wait for it
+            time.sleep(BACKOFF_S)
+        self._queue.put(row)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = queue.SimpleQueue()  # a forked copy's belongs to the parent
+            self._thread = threading.Thread(target=self._run, name="fetch-log", daemon=True)
+            self._thread.start()
+            self._pid = os.getpid()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write everything queued so far, then stop the writer."""
+        if self._thread is None or self._pid != os.getpid():
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        log.info("fetch log written to %s; stopping", self.state_path)
+        self._thread = None
+        self._pid = 0
+
+    def _run(self) -> None:
+        import signal
+        import sqlite3
+
+        from ..state import State
+
+        # stop signals are the server's business: let its own threads take them
+        signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP}
+        )
+
+        while True:
+            try:
+                state = State(self.state_path)
+                break
+            except sqlite3.Error as e:
+                log.error("fetch log: cannot open %s (retrying): %s", self.state_path, e)
+                time.sleep(1.0)
+        state.db.execute("PRAGMA cache_size=-256")  # appends only: a small page cache will do
+        with state:
+            stopping = False
+            while not stopping:
+                batch: list[Row] = []
+                try:
+                    item = self._queue.get(timeout=IDLE_S)
+                except queue.Empty:
+                    continue
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                stopping = item is None
+                if batch:
+                    self._write(state, batch)
+
+    def _write(self, state: State, batch: list[Row]) -> None:
+        import sqlite3
+
+        try:
+            state.log_fetches(batch)
+        except sqlite3.Error as e:
+            log.error("fetch log: %d entries not written to %s: %s", len(batch), self.state_path, e)

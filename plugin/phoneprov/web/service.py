@@ -1,0 +1,226 @@
+"""What one provisioning GET gets: the decisions, free of Flask (the app and the fast path
+both answer with `Provisioning.handle`).
+
+Answers: 200 (+ETag) or 304; 404 for a path that is no provisioning URL or a file the
+device does not have; 403 for an unknown MAC and for a refused request alike (same body:
+nothing tells a prober whether a MAC exists); 429 past the refusal limit; 500 when a
+template fails (logged with template:line, nothing partial is sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import Config
+from ..core.errors import ConfigError, InputError
+from ..core.layout import ProvRequest, parse_request
+from ..render import Catalog, Rendered, enrolled_records
+from .access import LeaseLookup, RefusalLimiter, decide
+from .fetchlog import FetchLog
+
+log = logging.getLogger("phoneprov.web")
+
+XML_TYPE = "application/xml; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
+BODIES = {
+    403: b"forbidden\n",
+    404: b"not found\n",
+    429: b"too many refused requests\n",
+    500: b"internal error\n",
+}
+MAX_LOGGED_PATH = 300
+LEASE_GRACE_S = 2.0  # how long a phone may be ahead of the dnsmasq hook recording its lease
+TOKEN_IN_PATH = re.compile(r"^/t/([^/]{0,4})[^/]*/")
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = TEXT_TYPE
+    etag: str | None = None
+    mac: str | None = None
+
+
+class Provisioning:
+    """The catalog, the access policy and the fetch log, wired for one server process."""
+
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        *,
+        secret: bytes | None,
+        leases: LeaseLookup,
+        fetch_log: FetchLog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.layout = config.server.layout
+        self.catalog = catalog
+        self.mode = config.security.mode
+        self.trusted_proxies = config.security.trusted_proxies
+        self.secret = secret
+        self.leases = leases
+        self.limiter = RefusalLimiter(config.security.refused_per_minute)
+        self.fetch_log = fetch_log
+        self.clock = clock
+        self.lease_grace = LEASE_GRACE_S
+
+    @classmethod
+    def from_config(cls, config: Config, server: str | None = None) -> Provisioning:
+        from ..secret import load_secret
+
+        secret = (
+            None if config.security.mode == "open" else load_secret(config.security.secret_file)
+        )
+        state_path = config.state
+        catalog = Catalog(config, server=server, extra=lambda: enrolled_records(state_path))
+        return cls(
+            config,
+            catalog,
+            secret=secret,
+            leases=LeaseLookup(state_path),
+            fetch_log=FetchLog(state_path),
+        )
+
+    def close(self) -> None:
+        self.fetch_log.close()
+
+    # the fast path: a cached answer or None -------------------------------------------
+    def cached_reply(
+        self, path: str, query_mac: str | None, ip: str, if_none_match: str | None
+    ) -> Reply | None:
+        """The answer when it is a cache hit for an allowed request; None for anything else
+        (the full `handle` then decides, logs and renders). Logs the fetch when it answers."""
+        now = self.clock()
+        if self.limiter.blocked(ip, now):
+            return None
+        self.catalog.refresh()  # before the cache is read: a stale hit must not slip out
+        try:
+            req = parse_request(self.layout, path, query_mac)
+        except InputError:
+            return None
+        hit = self.catalog.cached(req.mac, req.name or "", "" if req.name else req.style)
+        if hit is None or not self._allowed(req, ip, now, wait=False)[0]:
+            return None
+        return self._answer(req, hit, path, query_mac, ip, if_none_match, now)
+
+    # everything -----------------------------------------------------------------------
+    def handle(self, path: str, query_mac: str | None, ip: str, if_none_match: str | None) -> Reply:
+        now = self.clock()
+        if self.limiter.blocked(ip, now):
+            return self._log(Reply(429, BODIES[429]), path, query_mac, ip, now)
+        try:
+            req = parse_request(self.layout, path, query_mac)
+        except InputError as e:
+            return self._refuse(404, None, str(e), path, query_mac, ip, now)
+        self.catalog.refresh()
+        allowed, reason = self._allowed(req, ip, now)
+        if not allowed:
+            return self._refuse(403, req.mac, reason, path, query_mac, ip, now)
+        device = self.catalog.device(req.mac, refreshed=True)
+        assert device is not None  # _allowed refuses unknown MACs
+        try:
+            if req.name is None:
+                rendered: Rendered | None = self.catalog.entry(device, req.style)
+            else:
+                rendered = self.catalog.file(device, req.name)
+        except ConfigError as e:
+            log.error(
+                "template error ip=%s mac=%s path=%s: %s", ip, req.mac, _shown(path, query_mac), e
+            )
+            return self._log(Reply(500, BODIES[500], mac=req.mac), path, query_mac, ip, now)
+        if rendered is None:
+            return self._refuse(404, req.mac, "no such file", path, query_mac, ip, now)
+        return self._answer(req, rendered, path, query_mac, ip, if_none_match, now)
+
+    def _allowed(
+        self, req: ProvRequest, ip: str, now: float, wait: bool = True
+    ) -> tuple[bool, str]:
+        device = self.catalog.device(req.mac, refreshed=True)
+        lease_ip = None
+        if device is not None and self.mode == "lease" and req.token is None:
+            lease_ip = self.leases.ip_of(device.mac, now)
+            if lease_ip != ip:  # never refuse on a cached answer
+                lease_ip = self.leases.ip_of(device.mac, now, fresh=True)
+        verdict = decide(self.mode, self.secret, req, device, lease_ip, ip)
+        if (
+            not verdict.allowed
+            and device is not None
+            and lease_ip != ip
+            and self.mode == "lease"
+            and req.token is None
+            and wait
+            and self.lease_grace > 0
+            and self.leases.await_lease(device.mac, ip, self.lease_grace)
+        ):
+            return True, "lease (recorded while the phone waited)"
+        return verdict.allowed, verdict.reason
+
+    def _answer(
+        self,
+        req: ProvRequest,
+        rendered: Rendered,
+        path: str,
+        query_mac: str | None,
+        ip: str,
+        if_none_match: str | None,
+        now: float,
+    ) -> Reply:
+        if if_none_match and _etag_matches(if_none_match, rendered.etag):
+            reply = Reply(304, b"", XML_TYPE, rendered.etag, req.mac)
+        else:
+            reply = Reply(200, rendered.body, XML_TYPE, rendered.etag, req.mac)
+        return self._log(reply, path, query_mac, ip, now)
+
+    def _refuse(
+        self,
+        status: int,
+        mac: str | None,
+        reason: str,
+        path: str,
+        query_mac: str | None,
+        ip: str,
+        now: float,
+    ) -> Reply:
+        log.warning(
+            "refused status=%d ip=%s mac=%s path=%s reason=%s",
+            status,
+            ip,
+            mac or "-",
+            _shown(path, query_mac),
+            reason,
+        )
+        if self.limiter.refused(ip, now):
+            log.warning(
+                "rate limit ip=%s: %d refused requests within a minute, answering 429",
+                ip,
+                self.limiter.per_minute,
+            )
+        return self._log(Reply(status, BODIES[status], mac=mac), path, query_mac, ip, now)
+
+    def _log(self, reply: Reply, path: str, query_mac: str | None, ip: str, now: float) -> Reply:
+        shown = _shown(path, query_mac)
+        self.fetch_log.add((now, reply.mac, ip, shown, reply.status, len(reply.body)))
+        log.debug("fetch status=%d ip=%s mac=%s path=%s", reply.status, ip, reply.mac, shown)
+        return reply
+
+
+def _shown(path: str, query_mac: str | None) -> str:
+    """The path for logs: a token is a credential, only its first 4 characters are shown."""
+    shown = f"{path}?mac={query_mac}" if query_mac is not None else path
+    if shown.startswith("/t/"):
+        shown = TOKEN_IN_PATH.sub(r"/t/\1.../", shown, count=1)
+    return shown[:MAX_LOGGED_PATH].encode("unicode_escape").decode("ascii")
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    candidates = (c.strip().removeprefix("W/") for c in header.split(","))
+    return etag in candidates

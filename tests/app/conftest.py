@@ -1,0 +1,94 @@
+"""A throwaway site for the HTTP endpoint: shipped templates, three phones, state in tmp."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoneprov.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = "http://10.0.0.1:8080"
+INVENTORY = """
+[profiles.default]
+templates = ["office.xml"]
+[profiles.default.vars]
+sip_registrar = "pbx.example.lan"
+
+[profiles.reception]
+templates = ["office.xml", "reception.xml"]
+[profiles.reception.vars]
+sip_registrar = "pbx.example.lan"
+
+[[devices]]
+mac = "00:09:52:00:00:0e"
+type = "D200"
+serial = "D200000E"
+profile = "default"
+vars = { sip_user = "201", sip_password = "pw<&>201", display_name = "Front desk" }
+
+[[devices]]
+mac = "00-09-52-00-00-1F"
+type = "D400"
+profile = "reception"
+vars = { sip_user = "202", sip_password = "pw202" }
+
+[[devices]]
+mac = "0009.5200.0030"
+type = "D100"
+profile = "default"
+vars = { sip_user = "203", sip_password = "pw203" }
+"""
+D200 = "00095200000E"
+
+
+def write_site(root: Path, mode: str = "lease", extra: str = "", url_style: str = "query") -> Path:
+    shutil.copytree(ROOT / "conf" / "templates", root / "templates", dirs_exist_ok=True)
+    (root / "inventory.toml").write_text(INVENTORY)
+    config = root / "phoneprov.toml"
+    config.write_text(
+        f'[server]\nurl = "{SERVER}"\nlisten = "127.0.0.1:8080"\nurl_style = "{url_style}"\n'
+        f'[security]\nmode = "{mode}"\nsecret_file = "secret"\n{extra}'
+        '[paths]\ninventory = "inventory.toml"\ntemplates = "templates"\nstate = "state.db"\n'
+    )
+    return config
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Callable[..., Config]:
+    """site(mode="lease", extra="", url_style="query") -> Config in a fresh directory."""
+
+    def make(mode: str = "lease", extra: str = "", url_style: str = "query") -> Config:
+        return load_config(write_site(tmp_path, mode, extra, url_style))
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def close_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Provisioning a test makes is closed at its end (its fetch-log thread stops)."""
+    from phoneprov.web import service
+
+    made: list[service.Provisioning] = []
+    original = service.Provisioning.__init__
+
+    def tracking_init(self: service.Provisioning, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(service.Provisioning, "__init__", tracking_init)
+    yield
+    for provisioning in made:
+        provisioning.close()
+
+
+@pytest.fixture(autouse=True)
+def short_lease_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusals in lease mode wait for a late lease: 0.2 s in tests instead of 2 s."""
+    from phoneprov.web import service
+
+    monkeypatch.setattr(service, "LEASE_GRACE_S", 0.2)
