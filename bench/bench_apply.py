@@ -34,6 +34,15 @@ def inventory(count: int, replaced: int | None = None) -> str:
     return "".join(lines)
 
 
+def plain_files(directory: Path, count: int) -> float:
+    """Seconds to create `count` small files the plainest way: the filesystem's own cost."""
+    directory.mkdir()
+    start = time.perf_counter()
+    for n in range(count):
+        (directory / f"{n:012X}").write_text("00:09:52:00:00:00,set:phoneprov-x\n")
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=10_000)
@@ -52,7 +61,7 @@ def main() -> None:
         config = load_config(root / "pp.toml")
         settings = resolve_settings(config)
 
-        def timed(label: str) -> None:
+        def timed(label: str, baseline: float | None = None) -> None:
             start = time.perf_counter()
             inv = full_inventory(config)
             loaded = time.perf_counter()
@@ -62,10 +71,13 @@ def main() -> None:
                 f"  {label:28s} {done - start:6.3f} s total "
                 f"(load+validate {loaded - start:.3f} s, compute+write {done - loaded:.3f} s), "
                 f"{result.files_touched} files touched: {result.summary()}"
+                + (f"; = {(done - start) / baseline:.2f}x the baseline" if baseline else "")
             )
 
         print(f"apply benchmark: {count} devices, mode both, token security, in {tmp}")
-        timed("from scratch")
+        baseline = plain_files(root / "baseline", 2 * count)
+        print(f"  baseline: {2 * count} plain small files (open, write, close) {baseline:.3f} s")
+        timed("from scratch", baseline)
         timed("nothing changed")
         (root / "inventory.toml").write_text(inventory(count, replaced=count // 2))
         timed("one phone replaced")

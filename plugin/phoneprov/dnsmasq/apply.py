@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -198,9 +199,17 @@ def write_fragments(
             elif conf.tombstone_expired(hosts.mtime(name), dnsmasq_started):
                 hosts.unlink(name)
                 result.dropped.append(name)
-        # opts first: a host line never names a tag whose options dnsmasq has not read
-        opts.write_many(opts_writes)
-        hosts.write_many(host_writes)
+        # Temp files in both directories at once (creating files is the cost, and each
+        # directory has its own lock), then the renames: opts first, so a host line never
+        # names a tag whose options dnsmasq has not read.
+        with ThreadPoolExecutor(2) as pool:
+            opts_temps, host_temps = pool.map(
+                _Dir.prepare, (opts, hosts), (opts_writes, host_writes)
+            )
+        if len(opts_temps) + len(host_temps) > SYNC_ALL_ABOVE:
+            os.sync()  # one flush for all instead of an fsync per file
+        opts.commit(opts_temps)
+        hosts.commit(host_temps)
         for name in sorted(opts_now - desired.keys()):
             opts.unlink(name)  # its tag is no longer set by any host line
         if result.dropped or opts_now - desired.keys():
@@ -259,18 +268,29 @@ class _Dir:
             os.unlink(name, dir_fd=self.fd)
 
     def write_many(self, writes: Mapping[str, str]) -> None:
-        """Temp files first, flushed (an fsync each, or one sync for many), then renames."""
-        if not writes:
-            return
-        one_by_one = len(writes) <= SYNC_ALL_ABOVE
-        temps = [(self._temp(name, text, one_by_one), name) for name, text in writes.items()]
-        if not one_by_one:
+        """Write each file atomically: a flushed dot-named temp file, then a rename."""
+        temps = self.prepare(writes)
+        if len(temps) > SYNC_ALL_ABOVE:
             os.sync()
+        self.commit(temps)
+
+    def prepare(self, writes: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Temp files for `writes` ((temp, name) pairs); fsynced each when they are few
+        (with many, the caller flushes them all at once with os.sync())."""
+        fsync_each = len(writes) <= SYNC_ALL_ABOVE
+        return [(self._temp(name, text, fsync_each), name) for name, text in writes.items()]
+
+    def commit(self, temps: list[tuple[str, str]]) -> None:
+        """Rename the prepared temp files into place, then flush the directory."""
+        if not temps:
+            return
+        renamed = 0
         try:
             for temp, name in temps:
                 os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+                renamed += 1
         finally:
-            for temp, _name in temps:
+            for temp, _name in temps[renamed:]:  # only after a failed rename
                 self.unlink(temp)
         self.fsync()
 
