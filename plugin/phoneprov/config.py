@@ -63,6 +63,7 @@ class SecurityConfig:
 @dataclass(frozen=True)
 class SipConfig:
     interface: str = ""  # empty: the server interface
+    pnp: bool = False  # `phoneprov serve` runs the PnP responder in its worker
     pnp_policy: str = "known"
     t1: float = 0.5
     timer_f: float = 32.0  # 64 * T1
@@ -147,6 +148,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("sip.check_sync_events must be a table model = event", at("sip"))
     sipc = SipConfig(
         interface=_str(sip, "interface", "", at, "sip"),
+        pnp=_bool(sip, "pnp", False, at, "sip"),
         pnp_policy=_choice(sip, "pnp_policy", "known", PNP_POLICIES, at, "sip"),
         t1=t1,
         timer_f=_seconds(sip, "timer_f", 64 * t1, at, "sip"),

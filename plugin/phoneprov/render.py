@@ -293,9 +293,8 @@ def server_url(config: Config) -> str:
     if config.server.url != "auto":
         return config.server.url
     from .dnsmasq.apply import resolve_settings
-    from .sip.transport import interface_ipv4  # an ioctl: pyroute2 would cost ~20 MB RSS
 
-    return resolve_settings(config, address_of=interface_ipv4).server_url
+    return resolve_settings(config).server_url
 
 
 def appliance_address(url: str) -> str:

@@ -1,4 +1,5 @@
-"""State adapter: SQLite database of leases, discovered phones, enrolled phones and fetches.
+"""State adapter: SQLite database of leases, discovered phones, enrolled phones, fetches and
+the digests of each device's files at the last `apply --resync`.
 
 Written by the dnsmasq hook (one process per event), the HTTP server and the SIP services at
 the same time: WAL journal, a busy timeout, and one short transaction per write, so no update
@@ -28,6 +29,8 @@ CREATE TABLE IF NOT EXISTS fetches (
     id INTEGER PRIMARY KEY, time REAL NOT NULL, mac TEXT, ip TEXT, path TEXT NOT NULL,
     status INTEGER NOT NULL, bytes INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS fetches_mac ON fetches(mac, time);
+CREATE TABLE IF NOT EXISTS rendered (
+    mac TEXT PRIMARY KEY, digest TEXT NOT NULL, at REAL NOT NULL);
 """
 
 
@@ -180,6 +183,26 @@ class State:
             (*params, limit),
         )
         return [Fetch(**dict(r)) for r in rows]
+
+    # what each device was given at the last `apply --resync` -----------------------
+    def rendered(self) -> dict[str, str]:
+        """MAC → digest of its files, as last recorded."""
+        return {r["mac"]: r["digest"] for r in self.db.execute("SELECT mac, digest FROM rendered")}
+
+    def record_rendered(self, digests: dict[str, str], now: float) -> None:
+        """Make the table say `digests` (devices not in it are forgotten); `at` changes only
+        with a device's digest."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            known = [r[0] for r in self.db.execute("SELECT mac FROM rendered")]
+            self.db.executemany(
+                "DELETE FROM rendered WHERE mac=?", [(m,) for m in known if m not in digests]
+            )
+            self.db.executemany(
+                """INSERT INTO rendered VALUES (?, ?, ?) ON CONFLICT(mac) DO UPDATE SET
+                     digest=excluded.digest, at=excluded.at WHERE digest != excluded.digest""",
+                [(mac, digest, now) for mac, digest in digests.items()],
+            )
 
 
 def _lease(row: sqlite3.Row) -> Lease:

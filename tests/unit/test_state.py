@@ -50,3 +50,13 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     with State(path) as st:
         assert len(st.fetches(limit=10_000)) == 300
         assert {lease.ip for lease in st.leases()} == {f"10.0.{n}.49" for n in range(6)}
+
+
+def test_rendered_digests_are_replaced_and_at_moves_only_on_change(tmp_path):
+    with State(tmp_path / "s.db") as st:
+        assert st.rendered() == {}
+        st.record_rendered({"00095200000A": "d1", "00095200000B": "d2"}, now=1.0)
+        st.record_rendered({"00095200000A": "d1", "00095200000C": "d3"}, now=2.0)
+        assert st.rendered() == {"00095200000A": "d1", "00095200000C": "d3"}
+        at = dict(st.db.execute("SELECT mac, at FROM rendered").fetchall())
+        assert at == {"00095200000A": 1.0, "00095200000C": 2.0}

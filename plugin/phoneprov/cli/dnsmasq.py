@@ -6,11 +6,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import config_option, echo_json, echo_table, json_option
+
+if TYPE_CHECKING:
+    from ..changed import Applied
+    from ..config import Config
 
 HOOK_NAME = "dnsmasq-dhcp-script"
 
@@ -22,7 +26,13 @@ def register(group: click.Group) -> None:
 
 @click.command("apply")
 @config_option
-def apply_command(config_file: str | None) -> None:
+@click.option(
+    "--resync",
+    is_flag=True,
+    help="Then send check-sync to each device whose options or files changed since the "
+    "last `apply --resync` (exit 1 if one was sent and not accepted).",
+)
+def apply_command(config_file: str | None, resync: bool) -> None:
     """Write the inventory's per-device dnsmasq files (no restart, never SIGHUP).
 
     Validates everything first: a broken inventory leaves the running files alone.
@@ -31,10 +41,36 @@ def apply_command(config_file: str | None) -> None:
     from ..dnsmasq.apply import apply
 
     config = load_config(config_file)
-    result = apply(config)
+    if resync:
+        from ..changed import apply_with_changes
+
+        applied = apply_with_changes(config, time.time())
+        result = applied.result
+    else:
+        result = apply(config)
     if not config.dhcp.ntp:
         click.echo("warning: no NTP server handed out (dhcp.ntp = []): phones need valid time")
     click.echo(f"ok: {result.summary()} ({config.dhcp.hostsdir}, {config.dhcp.optsdir})")
+    if resync:
+        _resync_changed(config, applied)
+
+
+def _resync_changed(config: Config, applied: Applied) -> None:
+    """check-sync to the changed devices, one line each as `phoneprov resync` prints them."""
+    from ..sip.resync import NO_LEASE
+    from .sip import check_sync, echo_results
+
+    changes = applied.changes
+    if changes.first_run:
+        click.echo(f"resync: first run, recorded {applied.recorded} devices; nothing sent")
+        return
+    if not changes.macs:
+        click.echo("resync: no device changed")
+        return
+    results = check_sync(config, applied.inventory, list(changes.macs))
+    echo_results(results)
+    if any(not r.accepted and r.verdict != NO_LEASE for r in results):
+        sys.exit(1)
 
 
 @click.command("dnsmasq-snippet")

@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import sqlite3
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import click
@@ -21,7 +20,6 @@ from .common import Failed, config_option, echo_json, json_option
 if TYPE_CHECKING:
     from ..config import Config
     from ..core.inventory import Inventory
-    from ..core.sipdialog import PnpSubscribe
     from ..sip.resync import Result
     from ..state import State
 
@@ -40,85 +38,6 @@ def _logging(verbose: int) -> None:
     logging.getLogger("phoneprov").setLevel(level)
 
 
-class PnpPolicy:
-    """`url_for` for the responder: sip.pnp_policy over inventory, enrolled phones and OUIs.
-
-    known:  phones in the inventory (or enrolled earlier) get their URL.
-    vendor: also phones whose MAC has one of dhcp.vendor_ouis; they are enrolled with
-            dhcp.default_profile so the HTTP side serves them.
-    Everyone else is recorded as discovered and not answered.
-    """
-
-    def __init__(self, config: Config) -> None:
-        from ..dnsmasq.apply import resolve_settings
-
-        self.config = config
-        self.settings = resolve_settings(config)
-        self.inventory = _inventory(config)
-        self.loaded_at = self._inventory_mtime()
-        self.state = _open_state(config)
-
-    def _inventory_mtime(self) -> float:
-        try:
-            return self.config.inventory_path.stat().st_mtime
-        except OSError:
-            return 0.0
-
-    def _current(self) -> Inventory:
-        """The inventory, reloaded when its file changed; a broken edit keeps the old one."""
-        from ..core.errors import ConfigError
-
-        mtime = self._inventory_mtime()
-        if mtime != self.loaded_at:
-            self.loaded_at = mtime
-            try:
-                self.inventory = _inventory(self.config)
-            except ConfigError as e:
-                LOG.error("inventory not reloaded, keeping the previous one: %s", e)
-        return self.inventory
-
-    def __call__(self, phone: PnpSubscribe, ip: str) -> str | None:
-        device = self._current().devices.get(phone.mac)
-        if device is not None:
-            return self._url(phone.mac, device.type)
-        try:
-            model = self._enrolled_or_enrol(phone, ip)
-        except sqlite3.Error as e:  # a busy or broken database must not stop the responder
-            LOG.error("state database: %s; %s not answered", e, phone.mac)
-            return None
-        return None if model is None else self._url(phone.mac, model)
-
-    def _enrolled_or_enrol(self, phone: PnpSubscribe, ip: str) -> str | None:
-        """The model of an enrolled phone, enrolling it when the policy says so; else None
-        (and the phone is recorded as discovered)."""
-        from ..core.sipdialog import model_from_pnp
-        from ..state import Discovered
-
-        model = _enrolled_model(self.state, phone.mac)
-        now = time.time()
-        if model is None and self._auto_enrol(phone):
-            known, default = self.config.models, self.config.dhcp.default_type
-            model = model_from_pnp(phone.model, known, default)
-            self.state.enrol(phone.mac, model, self.config.dhcp.default_profile, now)
-            LOG.info("PnP: enrolled %s as %s", phone.mac, model)
-        if model is None:
-            reason = f"sip pnp: not in the inventory ({phone.vendor} {phone.model})".strip()
-            self.state.record_discovered(Discovered(phone.mac, ip, None, reason, now, now))
-        return model
-
-    def _auto_enrol(self, phone: PnpSubscribe) -> bool:
-        from ..core.mac import mac_has_oui
-
-        ouis = frozenset(self.config.dhcp.vendor_ouis)
-        return self.config.sip.pnp_policy == "vendor" and mac_has_oui(phone.mac, ouis)
-
-    def _url(self, mac: str, model: str) -> str:
-        from ..dnsmasq.apply import device_token_for
-
-        token = device_token_for(self.config, self.settings, mac)
-        return self.settings.layout.entry_url(self.settings.server_url, model, mac, token)
-
-
 @click.command()
 @config_option
 @click.option("--interface", help="LAN interface [default: sip.interface, else server.interface].")
@@ -135,6 +54,7 @@ def pnp(config_file: str | None, interface: str | None, port: int, verbose: int)
     """
     from ..config import load_config
     from ..core.siptimers import timers_from
+    from ..pnp_policy import PnpPolicy
     from ..sip.pnp import serve_pnp
     from ..sip.transport import interface_ipv4, run_service
 
@@ -185,10 +105,6 @@ def resync(
     """
     from ..config import load_config
     from ..core.mac import norm_mac
-    from ..core.siptimers import timers_from
-    from ..sip.resync import Target
-    from ..sip.resync import resync as send_check_sync
-    from ..sip.transport import run_service
 
     _logging(verbose)
     if bool(macs) == all_devices:
@@ -199,10 +115,26 @@ def resync(
     unknown = [mac for mac in wanted if mac not in inventory.devices]
     if unknown:
         raise Failed(f"not in the inventory: {', '.join(unknown)}")
-    leases = _leases(config, wanted)
+    results = check_sync(config, inventory, wanted, port)
+    echo_results(results, as_json)
+    if not all(r.accepted for r in results):
+        sys.exit(1)
+
+
+def check_sync(
+    config: Config, inventory: Inventory, macs: list[str], port: int = 5060
+) -> list[Result]:
+    """check-sync to each of `macs` (devices of `inventory`) at its leased IP, concurrently;
+    one Result per MAC, in order. Shared by `resync` and `apply --resync`."""
+    from ..core.siptimers import timers_from
+    from ..sip.resync import Target
+    from ..sip.resync import resync as send_check_sync
+    from ..sip.transport import run_service
+
+    leases = _leases(config, macs)
     targets = [
         Target(mac, leases.get(mac), config.sip.event_for(inventory.devices[mac].type))
-        for mac in wanted
+        for mac in macs
     ]
     timers = timers_from(config.sip.t1, config.sip.timer_f)
     results: list[Result] = []
@@ -211,19 +143,15 @@ def resync(
         results.extend(await send_check_sync(targets, timers=timers, stop=stop, port=port))
 
     run_service(main)
+    return results
+
+
+def echo_results(results: list[Result], as_json: bool = False) -> None:
     if as_json:
         echo_json([dataclasses.asdict(r) for r in results])
     else:
         for result in results:
             click.echo(result.line())
-    if not all(r.accepted for r in results):
-        sys.exit(1)
-
-
-def _enrolled_model(state: State, mac: str) -> str | None:
-    """An enrolled phone's model (the DHCP hook may have enrolled it since we loaded)."""
-    rows = [row for row in state.enrolled() if row["mac"] == mac]
-    return str(rows[0]["type"]) if rows else None
 
 
 def _open_state(config: Config) -> State:

@@ -38,6 +38,11 @@ def register(group: click.Group) -> None:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--pnp/--no-pnp",
+    default=None,
+    help="Also answer SIP PnP (multicast SUBSCRIBE), in the same process [default: sip.pnp].",
+)
 @server_url_option
 def serve(
     config_file: str | None,
@@ -47,14 +52,24 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     log_level: str,
+    pnp: bool | None,
     server_url: str | None,
 ) -> None:
-    """Serve the phones' provisioning files over HTTP(S) (uWSGI; stops cleanly on SIGTERM)."""
+    """Serve the phones' provisioning files over HTTP(S) (uWSGI; stops cleanly on SIGTERM).
+
+    With --pnp (or sip.pnp = true) the same process answers phones' SIP PnP SUBSCRIBE too,
+    like `phoneprov pnp` (trusted LANs only).
+    """
     from ..config import load_config, load_inventory
     from ..web.serve import ServeOptions, exec_server
 
     config = load_config(config_file)
     load_inventory(config)  # fail here, with file:line, rather than in the server
+    pnp = config.sip.pnp if pnp is None else pnp
+    if pnp:
+        from ..netif import interface_ipv4
+
+        interface_ipv4(config.sip_interface, "sip interface")  # fail here, not in the worker
     options = ServeOptions(
         listen=listen or config.server.listen,
         processes=processes or 1,
@@ -62,6 +77,7 @@ def serve(
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
         log_level=log_level.upper(),
+        pnp=pnp,
     )
     exec_server(str(config.path), options, server_url)
 

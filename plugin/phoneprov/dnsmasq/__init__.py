@@ -1,4 +1,4 @@
-"""dnsmasq adapters: `apply` (per-device files), `hook` (the dhcp-script), `netaddr` (`auto`).
+"""dnsmasq adapters: `apply` (per-device files), `hook` (the dhcp-script).
 
 Kept empty so the hook imports nothing it does not use.
 """

@@ -59,9 +59,7 @@ def resolve_settings(
     server_url, ntp = config.server.url, config.dhcp.ntp
     if server_url == "auto" or "auto" in ntp:
         if address_of is None:
-            from .netaddr import interface_ipv4
-
-            address_of = interface_ipv4
+            address_of = _server_interface_ipv4
         address = address_of(config.server.interface)
         port = config.server.listen.rpartition(":")[2]
         if server_url == "auto":
@@ -77,6 +75,12 @@ def resolve_settings(
         vendor_classes=config.dhcp.vendor_classes,
         tokens=config.security.mode == "token",
     )
+
+
+def _server_interface_ipv4(ifname: str) -> str:
+    from ..netif import interface_ipv4
+
+    return interface_ipv4(ifname, "server.interface (for 'auto')")
 
 
 def settings_json(settings: conf.DhcpSettings) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """`phoneprov demo`: the whole product in a lab of network namespaces, on an embedded default.
 
-One appliance (dnsmasq with our snippet, `phoneprov serve`, `phoneprov pnp`) and three phones
+One appliance (dnsmasq with our snippet, `phoneprov serve` answering PnP too) and three phones
 on one LAN: one provisions by options 66+67, one by option 43 only (it does not ask for
 66/67), one by SIP PnP. Then one device is changed and re-provisioned by check-sync.
 Everything it starts is removed at the end, also on Ctrl-C or SIGTERM.
@@ -68,6 +68,7 @@ mode = "lease"
 secret_file = "secret"
 
 [sip]
+pnp = true
 pnp_policy = "known"
 t1 = 0.25
 
@@ -147,8 +148,11 @@ class Demo:
         )
         self.dnsmasq.start()
         say(f"dnsmasq running, pid {self.dnsmasq.pid}, with {snippet.name}")
-        self.spawn_service("serve", ready=lambda: self.port_open(PORT))
-        self.spawn_service("pnp", ready=lambda: "PnP responder on" in self.service_log("pnp"))
+        self.spawn_service(
+            "serve",
+            ready=lambda: self.port_open(PORT) and "PnP responder on" in self.service_log("serve"),
+        )
+        say("phoneprov pnp running inside phoneprov serve (sip.pnp = true: one process)")
 
     def write_inventory(self, names: dict[str, str]) -> None:
         (self.workdir / "inventory.toml").write_text(inventory_text(names))

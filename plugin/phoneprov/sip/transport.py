@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import signal
 import socket
@@ -18,13 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
+from .. import netif
 from ..core.errors import ConfigError, InputError
 from ..core.sipdialog import Address, describe, response_branch
 from ..core.sipmsg import Request, Response, build_message, top_via
 from ..core.siptimers import ClientTransaction, Timers, on_response, on_timer, start_transaction
 
 LOG = logging.getLogger("phoneprov.sip")
-SIOCGIFADDR = 0x8915
 IP_MULTICAST_ALL = 49  # Linux: 0 = deliver only the groups this socket joined
 MAX_DATAGRAM = 65_535
 
@@ -33,15 +32,7 @@ OnDatagram = Callable[[bytes, Address], None]
 
 def interface_ipv4(interface: str) -> str:
     """The IPv4 address of `interface`; ConfigError when it has none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            request = struct.pack("256s", interface.encode()[:15])
-            answer = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request)
-        except OSError as e:
-            raise ConfigError(
-                f"sip interface {interface!r}: no IPv4 address ({e.strerror})"
-            ) from None
-    return socket.inet_ntoa(answer[20:24])
+    return netif.interface_ipv4(interface, "sip interface")
 
 
 def multicast_socket(interface: str, group: str, port: int) -> socket.socket:

@@ -4,8 +4,11 @@
   keep-alive, TLS, slow or stalled clients (dropped after HTTP_TIMEOUT_S) and oversized
   headers never tie up the Python worker; it hands complete requests to the worker.
 - The worker runs the Flask app with a few threads; the master loads no app (`lazy-apps`).
-- SIGTERM: the worker finishes its requests, the fetch log is drained (uWSGI skips exit
-  hooks in a worker killed while busy, hence the graceful hook), then exit 0.
+- With `pnp` (`--pnp` or `sip.pnp = true`) the first worker also runs the SIP PnP
+  responder in a thread: HTTP and PnP in one Python process (DESIGN §5 memory budget).
+- SIGTERM: the worker finishes its requests, stops the PnP responder, the fetch log is
+  drained (uWSGI skips exit hooks in a worker killed while busy, hence the graceful hook),
+  then exit 0.
 `serve` replaces itself with the uWSGI binary (same PID for systemd and tests).
 """
 
@@ -36,6 +39,7 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_level: str = "INFO"
+    pnp: bool = False  # the first worker runs the PnP responder too
 
 
 def setup_logging(level: str) -> None:
@@ -85,6 +89,7 @@ def exec_server(config_file: str | None, options: ServeOptions, server_url: str 
     """Replace this process with uWSGI serving the app for `config_file`."""
     argv = uwsgi_argv(options)
     env = dict(os.environ, PHONEPROV_LOG_LEVEL=options.log_level)
+    env["PHONEPROV_PNP"] = "1" if options.pnp else "0"
     if config_file:
         env["PHONEPROV_CONFIG"] = str(Path(config_file).resolve())
     if server_url:

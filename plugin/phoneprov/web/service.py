@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import Config
 from ..core.errors import ConfigError, InputError
@@ -79,6 +80,7 @@ class Provisioning:
             None if config.security.mode == "open" else load_secret(config.security.secret_file)
         )
         state_path = config.state
+        _create_state(state_path)
         catalog = Catalog(config, server=server, extra=lambda: enrolled_records(state_path))
         return cls(
             config,
@@ -209,6 +211,20 @@ class Provisioning:
         self.fetch_log.add((now, reply.mac, ip, shown, reply.status, len(reply.body)))
         log.debug("fetch status=%d ip=%s mac=%s path=%s", reply.status, ip, reply.mac, shown)
         return reply
+
+
+def _create_state(path: Path) -> None:
+    """Create the state database (WAL mode, schema) before request threads and the fetch-log
+    writer open it at once: switching a new file to WAL under a concurrent reader fails with
+    "database is locked" instead of waiting. A failure here is the fetch log's to report."""
+    import sqlite3
+
+    from ..state import State
+
+    try:
+        State(path).close()
+    except sqlite3.Error as e:
+        log.error("state database %s: %s", path, e)
 
 
 def _shown(path: str, query_mac: str | None) -> str:
