@@ -10,16 +10,15 @@ and records nothing (rendering costs ~0.5 ms per device).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from .config import Config
 from .core import dnsmasq_conf as conf
 from .core.changes import Changes, changed_devices, files_digest
-from .core.errors import ConfigError
 from .core.inventory import Inventory
 from .dnsmasq.apply import ApplyResult, apply, plan, resolve_settings
 from .render import Catalog, enrolled_records
+from .state import open_state
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,6 @@ def device_digests(
 
 def apply_with_changes(config: Config, now: float) -> Applied:
     """Render and digest every device, apply, compare with the last run and record."""
-    from .state import State
 
     settings = resolve_settings(config)
     catalog = Catalog(
@@ -70,11 +68,8 @@ def apply_with_changes(config: Config, now: float) -> Applied:
         secret = load_secret(config.security.secret_file)
     dhcp = plan(settings, list(inventory.devices), secret)
     digests = device_digests(catalog, dhcp, settings.layout.style)
-    try:
-        state = State(config.state)  # before apply: a database we cannot use changes nothing
-    except sqlite3.Error as e:
-        raise ConfigError(f"cannot open the state database: {e}", str(config.state)) from None
-    with state:
+    # opened before apply: a database we cannot use changes nothing
+    with open_state(config.state) as state:
         previous = state.rendered()
         result = apply(config, settings, inventory)
         state.record_rendered(digests, now)

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 from .core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .config import Config
-    from .core.inventory import Inventory
+    from .core.inventory import Device, Inventory
     from .core.sipdialog import PnpSubscribe
     from .sip.background import PnpThread
     from .state import State
@@ -34,14 +36,22 @@ class PnpPolicy:
     Everyone else is recorded as discovered and not answered.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, device_of: Callable[[str], Device | None] | None = None
+    ) -> None:
+        """`device_of(mac)`: the inventory lookup to use — inside `phoneprov serve` the
+        render catalog's, so the process keeps one copy; by default our own copy, reloaded
+        when the inventory file changes."""
         from .dnsmasq.apply import resolve_settings
+        from .state import open_state
 
         self.config = config
         self.settings = resolve_settings(config)
-        self.inventory = _inventory(config)
-        self.loaded_at = self._inventory_mtime()
-        self.state = _open_state(config)
+        self.state = open_state(config.state)
+        self.device_of = device_of or self._own_device
+        if device_of is None:  # a broken inventory stops the start, not the first phone
+            self.loaded_at = self._inventory_mtime()
+            self.inventory = _inventory(config)
 
     def _inventory_mtime(self) -> float:
         try:
@@ -49,8 +59,9 @@ class PnpPolicy:
         except OSError:
             return 0.0
 
-    def _current(self) -> Inventory:
-        """The inventory, reloaded when its file changed; a broken edit keeps the old one."""
+    def _own_device(self, mac: str) -> Device | None:
+        """From our own copy of the inventory, reloaded when its file changed; a broken
+        edit keeps the previous one."""
         mtime = self._inventory_mtime()
         if mtime != self.loaded_at:
             self.loaded_at = mtime
@@ -58,10 +69,10 @@ class PnpPolicy:
                 self.inventory = _inventory(self.config)
             except ConfigError as e:
                 LOG.error("inventory not reloaded, keeping the previous one: %s", e)
-        return self.inventory
+        return self.inventory.devices.get(mac)
 
     def __call__(self, phone: PnpSubscribe, ip: str) -> str | None:
-        device = self._current().devices.get(phone.mac)
+        device = self.device_of(phone.mac)
         if device is not None:
             return self._url(phone.mac, device.type)
         try:
@@ -102,16 +113,21 @@ class PnpPolicy:
         return self.settings.layout.entry_url(self.settings.server_url, model, mac, token)
 
 
-def pnp_thread(config: Config, interface: str | None = None, port: int = 5060) -> PnpThread:
+def pnp_thread(
+    config: Config,
+    interface: str | None = None,
+    port: int = 5060,
+    device_of: Callable[[str], Device | None] | None = None,
+) -> PnpThread:
     """The responder for `config` in a background thread (not started yet); ConfigError
-    when the LAN interface is missing or has no IPv4 address."""
+    when the LAN interface is missing or has no IPv4 address. `device_of`: see PnpPolicy."""
     from .core.siptimers import timers_from
     from .sip.background import PnpThread
     from .sip.transport import interface_ipv4
 
     lan = interface or config.sip_interface
     local_ip = interface_ipv4(lan)
-    policy = PnpPolicy(config)
+    policy = PnpPolicy(config, device_of)
     return PnpThread(
         interface=lan,
         local_ip=local_ip,
@@ -126,15 +142,6 @@ def _enrolled_model(state: State, mac: str) -> str | None:
     """An enrolled phone's model (the DHCP hook may have enrolled it since we loaded)."""
     rows = [row for row in state.enrolled() if row["mac"] == mac]
     return str(rows[0]["type"]) if rows else None
-
-
-def _open_state(config: Config) -> State:
-    from .state import State
-
-    try:
-        return State(config.state)
-    except sqlite3.Error as e:
-        raise ConfigError(f"cannot open the state database: {e}", str(config.state)) from None
 
 
 def _inventory(config: Config) -> Inventory:

@@ -205,6 +205,16 @@ class State:
             )
 
 
+def open_state(path: Path) -> State:
+    """The state database at `path`; a ConfigError naming it when it cannot be used."""
+    from .core.errors import ConfigError
+
+    try:
+        return State(path)
+    except sqlite3.Error as e:
+        raise ConfigError(f"cannot open the state database: {e}", str(path)) from None
+
+
 def _lease(row: sqlite3.Row) -> Lease:
     values = dict(row)
     values["active"] = bool(values["active"])

@@ -80,3 +80,19 @@ def test_the_responder_thread_starts_and_stops_on_loopback(tmp_path: Path) -> No
     responder.stop()
     assert not responder.running
     responder.stop()  # idempotent
+
+
+def test_a_given_lookup_replaces_our_own_inventory_copy(tmp_path: Path) -> None:
+    from phoneprov.core.inventory import Device
+
+    asked = []
+
+    def device_of(mac: str) -> Device | None:
+        asked.append(mac)
+        return Device(mac, "D100", "default") if mac == SAME_OUI else None
+
+    policy = PnpPolicy(load_config(write_config(tmp_path)), device_of)
+    assert not hasattr(policy, "inventory")  # no second copy in the process
+    assert policy(phone(SAME_OUI), "10.0.0.3") == f"http://prov.lan:8080/prov.py?mac={SAME_OUI}"
+    assert policy(phone(KNOWN), "10.0.0.2") is None  # only what the lookup knows
+    assert asked == [SAME_OUI, KNOWN]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..core.inventory import Inventory
     from ..sip.resync import Result
-    from ..state import State
 
 LOG = logging.getLogger("phoneprov.sip")
 
@@ -154,16 +152,6 @@ def echo_results(results: list[Result], as_json: bool = False) -> None:
             click.echo(result.line())
 
 
-def _open_state(config: Config) -> State:
-    from ..core.errors import ConfigError
-    from ..state import State
-
-    try:
-        return State(config.state)
-    except sqlite3.Error as e:
-        raise ConfigError(f"cannot open the state database: {e}", str(config.state)) from None
-
-
 def _inventory(config: Config) -> Inventory:
     from ..dnsmasq.apply import full_inventory
 
@@ -172,8 +160,10 @@ def _inventory(config: Config) -> Inventory:
 
 def _leases(config: Config, macs: list[str]) -> dict[str, str]:
     """MAC → leased IP, for the MACs with an active lease (none without a state file)."""
+    from ..state import open_state
+
     if not config.state.exists():
         return {}
-    with _open_state(config) as state:
+    with open_state(config.state) as state:
         found = {mac: state.lease_for(mac) for mac in macs}
     return {mac: lease.ip for mac, lease in found.items() if lease is not None}

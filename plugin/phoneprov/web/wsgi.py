@@ -44,7 +44,7 @@ _stops: list[Callable[[], None]] = []
 if os.environ.get("PHONEPROV_PNP") == "1" and _first_worker:
     from ..pnp_policy import pnp_thread
 
-    _pnp = pnp_thread(_config)
+    _pnp = pnp_thread(_config, device_of=_service.catalog.device)  # one inventory copy
     _pnp.start()
     _stops.append(_pnp.stop)
     log.info("PnP responder runs in this process (pid %d)", os.getpid())
