@@ -13,25 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BUSY_TIMEOUT_S = 10.0
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS leases (
-    mac TEXT PRIMARY KEY, ip TEXT NOT NULL, hostname TEXT, interface TEXT,
-    vendor_class TEXT, requested_options TEXT, tags TEXT, expires INTEGER,
-    first_seen REAL NOT NULL, last_seen REAL NOT NULL, active INTEGER NOT NULL DEFAULT 1);
-CREATE INDEX IF NOT EXISTS leases_ip ON leases(ip);
-CREATE TABLE IF NOT EXISTS discovered (
-    mac TEXT PRIMARY KEY, ip TEXT, vendor_class TEXT, reason TEXT,
-    first_seen REAL NOT NULL, last_seen REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS enrolled (
-    mac TEXT PRIMARY KEY, type TEXT NOT NULL, profile TEXT NOT NULL, enrolled_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS fetches (
-    id INTEGER PRIMARY KEY, time REAL NOT NULL, mac TEXT, ip TEXT, path TEXT NOT NULL,
-    status INTEGER NOT NULL, bytes INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS fetches_mac ON fetches(mac, time);
-CREATE TABLE IF NOT EXISTS rendered (
-    mac TEXT PRIMARY KEY, digest TEXT NOT NULL, at REAL NOT NULL);
-"""
+from .state_sql import (
+    BUSY_TIMEOUT_S,
+    LEASE_COLUMNS,
+    RECORD_DISCOVERED,
+    RECORD_LEASE,
+    RELEASE_LEASE,
+    SCHEMA,
+)
 
 
 @dataclass(frozen=True)
@@ -99,24 +88,12 @@ class State:
     # leases -------------------------------------------------------------------
     def record_lease(self, lease: Lease, now: float) -> None:
         """Insert or update a lease seen by dnsmasq (`add`/`old`); keeps first_seen."""
-        row = {**lease.__dict__, "first_seen": now, "last_seen": now, "active": 1}
-        self._write(
-            """INSERT INTO leases VALUES (:mac, :ip, :hostname, :interface, :vendor_class,
-                 :requested_options, :tags, :expires, :first_seen, :last_seen, :active)
-               ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip,
-                 hostname=coalesce(excluded.hostname, hostname),
-                 interface=coalesce(excluded.interface, interface),
-                 vendor_class=coalesce(excluded.vendor_class, vendor_class),
-                 requested_options=coalesce(excluded.requested_options, requested_options),
-                 tags=coalesce(excluded.tags, tags),
-                 expires=coalesce(excluded.expires, expires),
-                 last_seen=excluded.last_seen, active=1""",
-            row,
-        )
+        values = (*(getattr(lease, c) for c in LEASE_COLUMNS), now, now)
+        self._write(RECORD_LEASE, values)
 
     def release_lease(self, mac: str, ip: str, now: float) -> None:
         """dnsmasq said `del`: the lease is gone (kept as history, no longer active)."""
-        self._write("UPDATE leases SET active=0, last_seen=? WHERE mac=? AND ip=?", (now, mac, ip))
+        self._write(RELEASE_LEASE, (now, mac, ip))
 
     def lease_for(self, mac: str) -> Lease | None:
         """The active lease of a MAC (normalised), or None."""
@@ -136,10 +113,7 @@ class State:
     # discovered and enrolled phones ---------------------------------------------
     def record_discovered(self, d: Discovered) -> None:
         self._write(
-            """INSERT INTO discovered VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mac) DO UPDATE SET
-                 ip=excluded.ip, vendor_class=coalesce(excluded.vendor_class, vendor_class),
-                 reason=excluded.reason, last_seen=excluded.last_seen""",
-            (d.mac, d.ip, d.vendor_class, d.reason, d.first_seen, d.last_seen),
+            RECORD_DISCOVERED, (d.mac, d.ip, d.vendor_class, d.reason, d.first_seen, d.last_seen)
         )
 
     def discovered(self) -> list[Discovered]:

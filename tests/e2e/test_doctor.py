@@ -19,6 +19,7 @@ from phoneprov.core.findings import parse_version
 from phoneprov.lab import Host, Lab, call_in_netns
 from phoneprov.lab.dnsmasq import Dnsmasq
 from phoneprov.phone.simulator import http_get
+from sample_data import TWO_PHONES_INVENTORY
 
 pytestmark = pytest.mark.e2e
 
@@ -42,21 +43,6 @@ secret_file = "secret"
 inventory = "inventory.toml"
 templates = "{ROOT / "conf" / "templates"}"
 state = "state.db"
-"""
-INVENTORY = """
-[profiles.default]
-templates = ["office.xml"]
-vars = { sip_registrar = "pbx.doctor.lan" }
-[[devices]]
-mac = "00:09:52:00:00:0e"
-type = "D200"
-profile = "default"
-vars = { sip_user = "201", sip_password = "pw201" }
-[[devices]]
-mac = "00:09:52:00:00:1f"
-type = "D400"
-profile = "default"
-vars = { sip_user = "202", sip_password = "pw202" }
 """
 
 
@@ -112,7 +98,7 @@ def appliance(lab: Lab, dnsmasq_factory: Callable[..., Dnsmasq]) -> Iterator[App
     root.chmod(0o755)  # dnsmasq reads hostsdir/optsdir as nobody
     try:
         (root / "phoneprov.toml").write_text(CONFIG)
-        (root / "inventory.toml").write_text(INVENTORY)
+        (root / "inventory.toml").write_text(TWO_PHONES_INVENTORY)
         site = Appliance(lab, lab.add_host("appl", f"{ADDR}/24"), root)
         applied = site.cli("apply")
         assert applied.returncode == 0, applied.stderr

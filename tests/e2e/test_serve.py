@@ -20,24 +20,10 @@ import pytest
 from phoneprov.core.layout import Layout
 from phoneprov.core.reference import parse_reference, parse_xml, resolve_reference
 from phoneprov.state import Lease, State
+from sample_data import TWO_PHONES_INVENTORY
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONEPROV = Path(sys.executable).parent / "phoneprov"
-INVENTORY = """
-[profiles.default]
-templates = ["office.xml"]
-vars = { sip_registrar = "pbx.example.lan" }
-[[devices]]
-mac = "00:09:52:00:00:0e"
-type = "D200"
-profile = "default"
-vars = { sip_user = "201", sip_password = "pw201" }
-[[devices]]
-mac = "00:09:52:00:00:1f"
-type = "D400"
-profile = "default"
-vars = { sip_user = "202", sip_password = "pw202" }
-"""
 
 
 @dataclass
@@ -91,7 +77,7 @@ def wait_port(proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -
 
 def start(root: Path, mode: str, tls: bool = False) -> Server:
     shutil.copytree(ROOT / "conf" / "templates", root / "templates", dirs_exist_ok=True)
-    (root / "inventory.toml").write_text(INVENTORY)
+    (root / "inventory.toml").write_text(TWO_PHONES_INVENTORY)
     port = free_port()
     scheme = "https" if tls else "http"
     config = root / "phoneprov.toml"

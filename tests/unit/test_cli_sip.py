@@ -12,23 +12,7 @@ from click.testing import CliRunner
 
 from phoneprov.cli import sip
 from phoneprov.cli.common import Group
-
-KNOWN, OTHER_VENDOR, SAME_OUI = "00095200000E", "001122334455", "000952ABCDEF"
-
-
-def write_config(tmp_path: Path, policy: str = "known") -> Path:
-    (tmp_path / "templates").mkdir(exist_ok=True)
-    (tmp_path / "inventory.toml").write_text(
-        '[profiles.default]\ntemplates = ["base.xml"]\n'
-        f'[[devices]]\nmac = "{KNOWN}"\ntype = "D400"\nprofile = "default"\n'
-    )
-    path = tmp_path / "phoneprov.toml"
-    path.write_text(
-        '[server]\nurl = "http://prov.lan:8080"\n'
-        f'[sip]\npnp_policy = "{policy}"\n'
-        '[paths]\ninventory = "inventory.toml"\ntemplates = "templates"\nstate = "state.db"\n'
-    )
-    return path
+from sample_data import KNOWN, SAME_OUI, write_sip_config
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -48,18 +32,18 @@ def run(*args: str) -> tuple[int, str, str]:
     ],
 )
 def test_resync_argument_errors_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
-    status, out, err = run("resync", "-c", str(write_config(tmp_path)), *args)
+    status, out, err = run("resync", "-c", str(write_sip_config(tmp_path)), *args)
     assert (status, out) == (2, "")
     assert err.startswith("error: ") and message in err
 
 
 def test_resync_without_a_lease_sends_nothing(tmp_path: Path) -> None:
-    status, out, _ = run("resync", "-c", str(write_config(tmp_path)), "--all")
+    status, out, _ = run("resync", "-c", str(write_sip_config(tmp_path)), "--all")
     assert (status, out) == (1, f"{KNOWN} - no lease (not sent)\n")
 
 
 def test_a_bad_config_is_exit_2(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_sip_config(tmp_path)
     config.write_text(config.read_text().replace('"known"', '"everyone"'))
     for command in ("resync", "pnp"):
         status, _, err = run(

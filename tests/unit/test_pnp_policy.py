@@ -11,23 +11,7 @@ from phoneprov.core.errors import ConfigError
 from phoneprov.core.sipdialog import PnpSubscribe
 from phoneprov.pnp_policy import PnpPolicy, pnp_thread
 from phoneprov.state import State
-
-KNOWN, OTHER_VENDOR, SAME_OUI = "00095200000E", "001122334455", "000952ABCDEF"
-
-
-def write_config(tmp_path: Path, policy: str = "known") -> Path:
-    (tmp_path / "templates").mkdir(exist_ok=True)
-    (tmp_path / "inventory.toml").write_text(
-        '[profiles.default]\ntemplates = ["base.xml"]\n'
-        f'[[devices]]\nmac = "{KNOWN}"\ntype = "D400"\nprofile = "default"\n'
-    )
-    path = tmp_path / "phoneprov.toml"
-    path.write_text(
-        '[server]\nurl = "http://prov.lan:8080"\n'
-        f'[sip]\npnp_policy = "{policy}"\n'
-        '[paths]\ninventory = "inventory.toml"\ntemplates = "templates"\nstate = "state.db"\n'
-    )
-    return path
+from sample_data import KNOWN, OTHER_VENDOR, SAME_OUI, write_sip_config
 
 
 def phone(mac: str, model: str = "COMfortel D-210") -> PnpSubscribe:
@@ -35,7 +19,7 @@ def phone(mac: str, model: str = "COMfortel D-210") -> PnpSubscribe:
 
 
 def test_known_policy_answers_inventory_devices_only(tmp_path: Path) -> None:
-    policy = PnpPolicy(load_config(write_config(tmp_path)))
+    policy = PnpPolicy(load_config(write_sip_config(tmp_path)))
     assert policy(phone(KNOWN), "10.0.0.2") == f"http://prov.lan:8080/prov.py?mac={KNOWN}"
     assert policy(phone(SAME_OUI), "10.0.0.3") is None
     with State(tmp_path / "state.db") as state:
@@ -44,7 +28,7 @@ def test_known_policy_answers_inventory_devices_only(tmp_path: Path) -> None:
 
 
 def test_vendor_policy_enrols_phones_of_a_configured_oui(tmp_path: Path) -> None:
-    policy = PnpPolicy(load_config(write_config(tmp_path, "vendor")))
+    policy = PnpPolicy(load_config(write_sip_config(tmp_path, "vendor")))
     assert policy(phone(SAME_OUI), "10.0.0.3") == f"http://prov.lan:8080/prov.py?mac={SAME_OUI}"
     assert policy(phone(OTHER_VENDOR), "10.0.0.4") is None
     with State(tmp_path / "state.db") as state:
@@ -53,7 +37,7 @@ def test_vendor_policy_enrols_phones_of_a_configured_oui(tmp_path: Path) -> None
 
 
 def test_inventory_edits_are_picked_up(tmp_path: Path) -> None:
-    policy = PnpPolicy(load_config(write_config(tmp_path)))
+    policy = PnpPolicy(load_config(write_sip_config(tmp_path)))
     inventory = tmp_path / "inventory.toml"
     inventory.write_text(
         inventory.read_text()
@@ -67,13 +51,13 @@ def test_inventory_edits_are_picked_up(tmp_path: Path) -> None:
 
 
 def test_the_responder_needs_an_existing_interface(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path))
+    config = load_config(write_sip_config(tmp_path))
     with pytest.raises(ConfigError, match="'nosuch0' does not exist"):
         pnp_thread(config, interface="nosuch0")
 
 
 def test_the_responder_thread_starts_and_stops_on_loopback(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path))
+    config = load_config(write_sip_config(tmp_path))
     responder = pnp_thread(config, interface="lo", port=0)
     responder.start()
     assert responder.running
@@ -91,7 +75,7 @@ def test_a_given_lookup_replaces_our_own_inventory_copy(tmp_path: Path) -> None:
         asked.append(mac)
         return Device(mac, "D100", "default") if mac == SAME_OUI else None
 
-    policy = PnpPolicy(load_config(write_config(tmp_path)), device_of)
+    policy = PnpPolicy(load_config(write_sip_config(tmp_path)), device_of)
     assert not hasattr(policy, "inventory")  # no second copy in the process
     assert policy(phone(SAME_OUI), "10.0.0.3") == f"http://prov.lan:8080/prov.py?mac={SAME_OUI}"
     assert policy(phone(KNOWN), "10.0.0.2") is None  # only what the lookup knows

@@ -1,4 +1,4 @@
-"""The hook's lean path into the state database: sqlite3 only, the same SQL as `state.State`.
+"""The hook's lean path into the state database: sqlite3 and the statements in `state_sql`.
 
 `state.State` is the full adapter (dataclasses, schema set-up on every open). The hook runs
 once per DHCP event, one at a time, so it writes with plain tuples and sets the schema up
@@ -10,31 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 
-BUSY_TIMEOUT_S = 10.0
-LEASE_COLUMNS = (
-    "mac",
-    "ip",
-    "hostname",
-    "interface",
-    "vendor_class",
-    "requested_options",
-    "tags",
-    "expires",
+from ..state_sql import (
+    ACTIVE_LEASES,
+    BUSY_TIMEOUT_S,
+    LEASE_COLUMNS,
+    RECORD_DISCOVERED,
+    RECORD_LEASE,
+    RELEASE_LEASE,
 )
-RECORD_LEASE = """INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
-    ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip,
-      hostname=coalesce(excluded.hostname, hostname),
-      interface=coalesce(excluded.interface, interface),
-      vendor_class=coalesce(excluded.vendor_class, vendor_class),
-      requested_options=coalesce(excluded.requested_options, requested_options),
-      tags=coalesce(excluded.tags, tags),
-      expires=coalesce(excluded.expires, expires),
-      last_seen=excluded.last_seen, active=1"""
-RELEASE_LEASE = "UPDATE leases SET active=0, last_seen=? WHERE mac=? AND ip=?"
-RECORD_DISCOVERED = """INSERT INTO discovered VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mac) DO UPDATE
-    SET ip=excluded.ip, vendor_class=coalesce(excluded.vendor_class, vendor_class),
-      reason=excluded.reason, last_seen=excluded.last_seen"""
-ACTIVE_LEASES = "SELECT expires, mac, ip, hostname FROM leases WHERE active=1 ORDER BY mac"
 
 
 class LeaseDb:
