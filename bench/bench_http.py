@@ -136,6 +136,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--no-fast-path", action="store_true", help="also measure plain Flask")
     args = parser.parse_args()
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if missing:
+        # Not part of the set-up: Debian's nginx package starts a web server on port 80.
+        sys.exit(
+            f"bench_http needs {' and '.join(missing)}: apt-get install nginx-light wrk "
+            "(then `systemctl disable --now nginx`: this benchmark runs its own)"
+        )
     with tempfile.TemporaryDirectory(prefix="phoneprov-bench-") as tmp:
         root = Path(tmp)
         root.chmod(0o755)  # nginx workers run as nobody
