@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ..core.markers import DeviceInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..phone.simulator import Report
 from .common import echo_json, json_option
 
 
@@ -123,13 +129,15 @@ def _listening(address: tuple[str, int]) -> None:
     click.echo(f"listening for check-sync NOTIFY on udp {address[0]}:{address[1]}", err=True)
 
 
-def _pnp_finder(device: DeviceInfo, netns: str | None, iface: str, timeout: float):  # type: ignore[no-untyped-def]
+def _pnp_finder(
+    device: DeviceInfo, netns: str | None, iface: str, timeout: float
+) -> Callable[[], str | None]:
     from ..phone.pnp_client import discover_url
 
     return lambda: discover_url(device, netns=netns, iface=iface, timeout=timeout)
 
 
-def _print(report) -> None:  # type: ignore[no-untyped-def]
+def _print(report: Report) -> None:
     d = report.device
     click.echo(
         f"phone {d.mac or '?'} {d.type or '?'}" + (f" serial {d.serial}" if d.serial else "")
@@ -141,6 +149,7 @@ def _print(report) -> None:  # type: ignore[no-untyped-def]
         for key, value in report.outcome.settings.items():
             click.echo(f"  {key} = {value}")
     if report.ok:
-        click.echo(f"result: provisioned via {report.path}, {len(report.outcome.files)} file(s)")
+        files = len(report.outcome.files) if report.outcome else 0
+        click.echo(f"result: provisioned via {report.path}, {files} file(s)")
     else:
         click.echo(f"result: FAILED at step '{report.failed_step}'")
