@@ -203,3 +203,18 @@ def test_hook_and_state_write_the_same_rows(site, tmp_path):
     with State(tmp_path / "a.db") as a, State(tmp_path / "b.db") as b:
         assert a.leases(include_inactive=True) == b.leases(include_inactive=True)
         assert a.discovered() == b.discovered()
+
+
+def test_a_broken_install_still_exits_0_with_one_error_line(tmp_path):
+    lonely = tmp_path / "hooks" / HOOK.name  # no ../plugin beside it: phoneprov is missing
+    lonely.parent.mkdir()
+    lonely.write_bytes(HOOK.read_bytes())
+    lonely.chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-IS", str(lonely), "add", KNOWN, "10.231.0.100"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    assert result.stderr.startswith("phoneprov-hook: error: cannot load phoneprov:")

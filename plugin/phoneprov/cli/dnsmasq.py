@@ -196,7 +196,11 @@ def write_hook(path: Path, config_path: Path) -> None:
         "import os\nimport sys\n\n"
         f"os.environ.setdefault('PHONEPROV_CONFIG', {str(config_path.absolute())!r})\n"
         f"sys.path.insert(0, {str(package_parent)!r})\n"
-        "from phoneprov.dnsmasq.hook import main  # noqa: E402\n\n"
+        "try:\n"
+        "    from phoneprov.dnsmasq.hook import main\n"
+        "except Exception as e:  # a broken install must not break dnsmasq: log, exit 0\n"
+        "    sys.stderr.write(f'phoneprov-hook: error: cannot load phoneprov: {e!r}\\n')\n"
+        "    sys.exit(0)\n\n"
         "sys.exit(main(sys.argv, os.environ))\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
