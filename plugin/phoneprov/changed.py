@@ -16,7 +16,7 @@ from .config import Config
 from .core import dnsmasq_conf as conf
 from .core.changes import Changes, changed_devices, files_digest
 from .core.inventory import Inventory
-from .dnsmasq.apply import ApplyResult, apply, plan, resolve_settings
+from .dnsmasq.apply import ApplyResult, apply, plan, resolve_settings, token_secret
 from .render import Catalog, enrolled_records
 from .state import open_state
 
@@ -61,17 +61,12 @@ def apply_with_changes(config: Config, now: float) -> Applied:
         max_cache_bytes=0,  # each file is rendered once: keep nothing
     )
     inventory = catalog.inventory
-    secret = None
-    if settings.tokens:
-        from .secret import load_secret
-
-        secret = load_secret(config.security.secret_file)
-    dhcp = plan(settings, list(inventory.devices), secret)
+    dhcp = plan(settings, list(inventory.devices), token_secret(config, settings))
     digests = device_digests(catalog, dhcp, settings.layout.style)
     # opened before apply: a database we cannot use changes nothing
     with open_state(config.state) as state:
         previous = state.rendered()
-        result = apply(config, settings, inventory)
+        result = apply(config, settings, desired=dhcp)
         state.record_rendered(digests, now)
     return Applied(
         result, changed_devices(previous, digests, result.written), inventory, len(digests)

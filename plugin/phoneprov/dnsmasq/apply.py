@@ -124,12 +124,18 @@ def full_inventory(config: Config) -> Inventory:
     return load_inventory(config, extra=extra)
 
 
-def device_token_for(config: Config, settings: conf.DhcpSettings, mac: str) -> str | None:
+def token_secret(config: Config, settings: conf.DhcpSettings) -> bytes | None:
+    """The appliance secret when URLs carry device tokens, else None."""
     if not settings.tokens:
         return None
     from ..secret import load_secret
 
-    return device_token(load_secret(config.security.secret_file), mac)
+    return load_secret(config.security.secret_file)
+
+
+def device_token_for(config: Config, settings: conf.DhcpSettings, mac: str) -> str | None:
+    secret = token_secret(config, settings)
+    return None if secret is None else device_token(secret, mac)
 
 
 def plan(
@@ -149,15 +155,15 @@ def apply(
     config: Config,
     settings: conf.DhcpSettings | None = None,
     inventory: Inventory | None = None,
+    desired: Mapping[str, conf.DeviceFiles] | None = None,
 ) -> ApplyResult:
-    inventory = inventory if inventory is not None else full_inventory(config)
+    """Write the files for `inventory` (default: the config's); `desired`, when the caller
+    has already computed `plan(...)` for it, is written as it is."""
     settings = settings or resolve_settings(config)
-    secret = None
-    if settings.tokens:
-        from ..secret import load_secret
-
-        secret = load_secret(config.security.secret_file)
-    desired = plan(settings, list(inventory.devices), secret)
+    if desired is None:
+        inventory = inventory if inventory is not None else full_inventory(config)
+        secret = token_secret(config, settings)
+        desired = plan(settings, list(inventory.devices), secret)
     hostsdir, optsdir = config.dhcp.hostsdir, config.dhcp.optsdir
     for directory in (hostsdir, optsdir):
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
