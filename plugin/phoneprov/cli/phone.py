@@ -142,8 +142,8 @@ def _print(report: Report) -> None:
     click.echo(
         f"phone {d.mac or '?'} {d.type or '?'}" + (f" serial {d.serial}" if d.serial else "")
     )
-    for s in report.steps:
-        click.echo(f"  {'ok  ' if s['ok'] else 'FAIL'}  {s['step']:<8} {s['detail']}")
+    for line in report.step_lines():
+        click.echo(line)
     if report.outcome and report.outcome.settings:
         click.echo("settings:")
         for key, value in report.outcome.settings.items():

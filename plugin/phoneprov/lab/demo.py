@@ -204,8 +204,8 @@ class Demo:
 
     def show(self, name: str, report: Any, label: str = "") -> None:
         say(f"\n== {name}{label}: {report.device.mac} {report.device.type}")
-        for s in report.steps:
-            say(f"  {'ok  ' if s['ok'] else 'FAIL'}  {s['step']:<10} {s['detail']}")
+        for line in report.step_lines():
+            say(line)
         settings = report.outcome.settings if report.outcome else {}
         shown = {k: v for k, v in settings.items() if "password" not in k}
         for key in [k for k in shown if "display" in k.lower() or "name" in k.lower()][:3]:

@@ -66,6 +66,12 @@ class Report:
             self.failed_step = name
         return ok
 
+    def step_lines(self) -> list[str]:
+        """One readable line per step: `  ok    fetch      200 ...` / `  FAIL  time ...`."""
+        return [
+            f"  {'ok  ' if s['ok'] else 'FAIL'}  {s['step']:<10} {s['detail']}" for s in self.steps
+        ]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
