@@ -266,7 +266,7 @@ def device_checks(
     secret = read_secret(config) if config.security.mode == "lease" else None
     checks = []
     for mac in macs:
-        report = options_for(config, settings, mac)
+        report = options_for(config, settings, mac, inventory)
         device = inventory.devices.get(mac)
         check = DeviceCheck(
             mac=mac,
@@ -278,7 +278,7 @@ def device_checks(
         )
         if fetch is not None and device is not None and check.url:
             info = DeviceInfo(mac, device.type, device.serial)
-            url = replace_markers(check.url, info)  # the phone knows its type, also for 43
+            url = replace_markers(check.url, info)
             target = token_url(config, settings, info, url, secret)
             outcome = provision(target, fetch, info)
             failed = [s for s in outcome.steps if s.kind == "failed"]

@@ -1,6 +1,7 @@
 import json
 import os
 import stat
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -9,6 +10,7 @@ from phoneprov.cli import cli
 from phoneprov.config import load_config
 from phoneprov.core import dnsmasq_conf as conf
 from phoneprov.core.errors import ConfigError
+from phoneprov.core.layout import Layout
 from phoneprov.dnsmasq import apply as apply_mod
 from phoneprov.dnsmasq.apply import apply, dnsmasq_started_at, resolve_settings
 from phoneprov.dnsmasq.options import options_for
@@ -151,6 +153,14 @@ def test_options_are_exactly_what_apply_wrote(tmp_path):
     assert report["url"].endswith("/prov.py?mac=00095200000E")
     unknown = options_for(config, resolve_settings(config), "02:00:00:00:00:01")
     assert [unknown[k] for k in ("42", "43", "66", "67", "applied")] == [None] * 5
+
+
+def test_option43_only_url_has_the_model_filled_in(tmp_path):
+    config = make_site(tmp_path, security="lease", mode='"43"')
+    config = replace(config, server=replace(config.server, layout=Layout("path")))
+    report = options_for(config, resolve_settings(config), "00:09:52:00:00:1f")
+    assert report["66"] is None and report["43"] is not None
+    assert report["url"] == "http://10.231.0.1:8080/prov/D200/00095200001F.xml"
 
 
 def test_auto_url_and_ntp_come_from_the_interface(tmp_path):

@@ -7,15 +7,22 @@ from typing import Any
 from ..config import Config
 from ..core import dnsmasq_conf as conf
 from ..core.dhcp import phone_url
+from ..core.inventory import Inventory
 from ..core.mac import mac_has_oui, norm_mac
 from ..core.markers import DeviceInfo
 from .apply import device_token_for, full_inventory
 
 
-def options_for(config: Config, settings: conf.DhcpSettings, mac_text: str) -> dict[str, Any]:
-    """JSON-ready: mac, source, "42", "43", "66", "67", url, tag, applied (None: no files)."""
+def options_for(
+    config: Config,
+    settings: conf.DhcpSettings,
+    mac_text: str,
+    inventory: Inventory | None = None,
+) -> dict[str, Any]:
+    """JSON-ready: mac, source, "42", "43", "66", "67", url, tag, applied (None: no files).
+    `inventory`: the full inventory when the caller has it loaded already."""
     mac = norm_mac(mac_text)
-    inventory = full_inventory(config)
+    inventory = inventory if inventory is not None else full_inventory(config)
     device = inventory.devices.get(mac)
     options, source, expected = conf.NO_OPTIONS, "none: not in the inventory", None
     if settings.mode in conf.PER_MAC_MODES and device is not None:
@@ -29,13 +36,13 @@ def options_for(config: Config, settings: conf.DhcpSettings, mac_text: str) -> d
     elif settings.mode == "vendor":
         source = "vendor-wide mode: only phones with a matching OUI or vendor class"
     url = None
+    info = DeviceInfo(mac, device.type if device else None, device.serial if device else None)
     if options.option66 is not None or options.option67 is not None:
-        info = DeviceInfo(mac, device.type if device else None, device.serial if device else None)
         url = phone_url(options.option66, options.option67, device=info)
     elif options.option43 is not None:
         from ..core.dhcp import decode_option43
 
-        url = phone_url(option43=decode_option43(options.option43), device=DeviceInfo(mac))
+        url = phone_url(option43=decode_option43(options.option43), device=info)
     return {
         "mac": mac,
         "source": source,
