@@ -40,7 +40,8 @@ from bench_http import LUA, site, static_files  # noqa: E402
 
 from phoneprov.core.markers import DeviceInfo  # noqa: E402
 from phoneprov.lab import Lab  # noqa: E402
-from phoneprov.lab.netns import call_in_netns, netns_argv, stop_process  # noqa: E402
+from phoneprov.lab.netns import netns_argv, stop_process  # noqa: E402
+from phoneprov.phone.netns import call_in_netns  # noqa: E402
 
 
 def smaps(pid: int) -> tuple[float, float]:

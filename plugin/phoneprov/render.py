@@ -306,7 +306,7 @@ def enrolled_records(state_path: Path) -> list[Record]:
     """Auto-enrolled phones from the state database, as inventory records."""
     if not state_path.exists():
         return []
-    from .state import State
+    from .state.db import State
 
     with State(state_path) as state:
         return [

@@ -71,7 +71,7 @@ def site(tmp_path: Path) -> Callable[..., Config]:
 @pytest.fixture(autouse=True)
 def close_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every Provisioning a test makes is closed at its end (its fetch-log thread stops)."""
-    from phoneprov.web import service
+    from phoneprov.web import endpoint as service
 
     made: list[service.Provisioning] = []
     original = service.Provisioning.__init__
@@ -89,6 +89,6 @@ def close_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def short_lease_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refusals in lease mode wait for a late lease: 0.2 s in tests instead of 2 s."""
-    from phoneprov.web import service
+    from phoneprov.web import endpoint as service
 
     monkeypatch.setattr(service, "LEASE_GRACE_S", 0.2)

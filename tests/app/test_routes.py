@@ -14,7 +14,7 @@ from phoneprov.config import Config
 from phoneprov.core.layout import device_token
 from phoneprov.core.reference import parse_reference, parse_xml, resolve_reference
 from phoneprov.secret import load_secret
-from phoneprov.state import Lease, State
+from phoneprov.state.db import Lease, State
 from phoneprov.web.app import create_app, provisioning
 
 from .conftest import D200, SERVER

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from phoneprov.lab import Host, Lab
-from phoneprov.state import Lease, State
+from phoneprov.state.db import Lease, State
 
 pytestmark = [
     pytest.mark.e2e,

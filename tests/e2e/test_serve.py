@@ -19,7 +19,7 @@ import pytest
 
 from phoneprov.core.layout import Layout
 from phoneprov.core.reference import parse_reference, parse_xml, resolve_reference
-from phoneprov.state import Lease, State
+from phoneprov.state.db import Lease, State
 from sample_data import TWO_PHONES_INVENTORY
 
 ROOT = Path(__file__).resolve().parents[2]

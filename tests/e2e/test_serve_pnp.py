@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from phoneprov.lab import Host, Lab
-from phoneprov.lab.netns import call_in_netns, netns_argv
-from phoneprov.state import State
+from phoneprov.lab.netns import netns_argv
+from phoneprov.phone.netns import call_in_netns
+from phoneprov.state.db import State
 
 pytestmark = [
     pytest.mark.e2e,

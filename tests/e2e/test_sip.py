@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 
-from phoneprov.state import Lease, State
+from phoneprov.state.db import Lease, State
 
 pytestmark = [
     pytest.mark.e2e,

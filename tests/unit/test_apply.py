@@ -14,7 +14,7 @@ from phoneprov.core.layout import Layout
 from phoneprov.dnsmasq import apply as apply_mod
 from phoneprov.dnsmasq.apply import apply, dnsmasq_started_at, resolve_settings
 from phoneprov.dnsmasq.options import options_for
-from phoneprov.state import Discovered, State
+from phoneprov.state.db import Discovered, State
 
 PROFILE = '[profiles.default]\ntemplates = ["office.xml"]\n'
 

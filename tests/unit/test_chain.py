@@ -1,7 +1,7 @@
 from phoneprov.core.chain import provision
 from phoneprov.core.markers import DeviceInfo
+from phoneprov.core.phonesettings import flatten_settings
 from phoneprov.core.reference import build_reference
-from phoneprov.core.settings import flatten_settings
 
 DEV = DeviceInfo(mac="00:09:52:00:00:0e", type="D200", serial="S1")
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from phoneprov.cli import cli
-from phoneprov.state import State
+from phoneprov.state.db import State
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "conf" / "templates"
 FRONT, RECEPTION, WAREHOUSE, NEW = "00095200000E", "00095200001F", "000952000030", "000952000041"

@@ -8,7 +8,7 @@ import pytest
 from phoneprov.config import load_config
 from phoneprov.dnsmasq import hook
 from phoneprov.dnsmasq.apply import apply
-from phoneprov.state import State
+from phoneprov.state.db import State
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "hooks" / "dnsmasq-dhcp-script"
@@ -186,8 +186,8 @@ def test_an_edited_config_invalidates_the_cache(site):
 
 
 def test_hook_and_state_write_the_same_rows(site, tmp_path):
-    from phoneprov.dnsmasq.leasedb import LeaseDb
-    from phoneprov.state import Discovered, Lease
+    from phoneprov.state.db import Discovered, Lease
+    from phoneprov.state.hookdb import LeaseDb
 
     row = {"mac": "00095200000E", "ip": "10.0.0.5", "hostname": "d", "expires": 9}
     with State(tmp_path / "a.db") as state:

@@ -1,6 +1,6 @@
 import threading
 
-from phoneprov.state import Discovered, Fetch, Lease, State
+from phoneprov.state.db import Discovered, Fetch, Lease, State
 
 
 def test_lease_life_cycle(tmp_path):

@@ -13,8 +13,8 @@ import click
 from .common import config_option, echo_json, echo_table, json_option
 
 if TYPE_CHECKING:
-    from ..changed import Applied
     from ..config import Config
+    from ..sip.changes import Applied
 
 HOOK_NAME = "dnsmasq-dhcp-script"
 
@@ -42,7 +42,7 @@ def apply_command(config_file: str | None, resync: bool) -> None:
 
     config = load_config(config_file)
     if resync:
-        from ..changed import apply_with_changes
+        from ..sip.changes import apply_with_changes
 
         applied = apply_with_changes(config, time.time())
         result = applied.result
@@ -213,7 +213,7 @@ def write_hook(path: Path, config_path: Path) -> None:
 def _state_rows(path: Path, table: str, include_inactive: bool = False) -> list[Any]:
     if not path.exists():
         return []
-    from ..state import State
+    from ..state.db import State
 
     with State(path) as state:
         if table == "leases":

@@ -52,8 +52,8 @@ def pnp(config_file: str | None, interface: str | None, port: int, verbose: int)
     """
     from ..config import load_config
     from ..core.siptimers import timers_from
-    from ..pnp_policy import PnpPolicy
     from ..sip.pnp import serve_pnp
+    from ..sip.policy import PnpPolicy
     from ..sip.transport import interface_ipv4, run_service
 
     _logging(verbose + 1)  # a service: each phone answered or ignored is logged
@@ -160,7 +160,7 @@ def _inventory(config: Config) -> Inventory:
 
 def _leases(config: Config, macs: list[str]) -> dict[str, str]:
     """MAC → leased IP, for the MACs with an active lease (none without a state file)."""
-    from ..state import open_state
+    from ..state.db import open_state
 
     if not config.state.exists():
         return {}

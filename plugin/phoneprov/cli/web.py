@@ -61,7 +61,7 @@ def serve(
     like `phoneprov pnp` (trusted LANs only).
     """
     from ..config import load_config, load_inventory
-    from ..web.serve import ServeOptions, exec_server
+    from ..web.launcher import ServeOptions, exec_server
 
     config = load_config(config_file)
     load_inventory(config)  # fail here, with file:line, rather than in the server
@@ -137,7 +137,7 @@ def fetches(config_file: str | None, mac: str | None, limit: int, as_json: bool)
     """Show the latest HTTP fetches (newest first), of one MAC or of all."""
     from ..config import load_config
     from ..core.mac import norm_mac
-    from ..state import State
+    from ..state.db import State
 
     config = load_config(config_file)
     wanted = norm_mac(mac) if mac else None

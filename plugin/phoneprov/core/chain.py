@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .markers import DeviceInfo, replace_markers
+from .phonesettings import flatten_settings, merge_settings
 from .reference import parse_xml, reference_urls, resolve_reference
-from .settings import flatten_settings, merge_settings
 
 MAX_DEPTH = 4
 MAX_FILES = 64

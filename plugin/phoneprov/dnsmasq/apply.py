@@ -115,7 +115,7 @@ def full_inventory(config: Config) -> Inventory:
     """The admin's inventory plus the auto-enrolled phones from the state database."""
     extra: list[Record] = []
     if config.state.exists():
-        from ..state import State
+        from ..state.db import State
 
         with State(config.state) as state:
             for row in state.enrolled():

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import TextIO
 
-    from .leasedb import LeaseDb
+    from ..state.hookdb import LeaseDb
 
 DEFAULT_CONFIG = "/etc/phoneprov/phoneprov.toml"
 CONFIG_ENV = "PHONEPROV_CONFIG"
@@ -135,7 +135,7 @@ def run(argv: list[str], environ: Mapping[str, str], out: TextIO, now: float) ->
     if action not in ("add", "old", "del", "init"):
         raise HookError(f"unknown action {_clip(repr(action))} (argv {_clip(repr(argv[1:]))})")
     config = HookConfig(environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-    from .leasedb import LeaseDb
+    from ..state.hookdb import LeaseDb
 
     if action == "init":
         with LeaseDb(config.state) as db:
@@ -201,7 +201,7 @@ def discover(config: HookConfig, db: LeaseDb, lease: dict[str, object], now: flo
 def enrol(config: HookConfig, mac: str, now: float) -> None:
     """Add the phone with the default profile and write its files at once (rare: heavy)."""
     from ..config import load_config
-    from ..state import State
+    from ..state.db import State
     from .apply import applied_settings, apply, full_inventory
 
     full = load_config(config.path)

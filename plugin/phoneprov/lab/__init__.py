@@ -3,6 +3,7 @@
 Needs root. Only 10.231.0.0/16 is used, and only inside namespaces the lab creates.
 """
 
-from .netns import Host, Lab, call_in_netns, socket_in
+from ..phone.netns import call_in_netns, socket_in
+from .netns import Host, Lab
 
 __all__ = ["Host", "Lab", "call_in_netns", "socket_in"]

@@ -25,8 +25,9 @@ from typing import Any
 
 from ..core.errors import PhoneprovError
 from ..core.markers import DeviceInfo
+from ..phone.netns import call_in_netns
 from .dnsmasq import Dnsmasq
-from .netns import Host, Lab, call_in_netns
+from .netns import Host, Lab
 
 REPO_CONF = Path(__file__).resolve().parents[3] / "conf"
 APPLIANCE_ADDR = "10.231.0.1/24"

@@ -13,17 +13,17 @@ import itertools
 import os
 import re
 import signal
-import socket
 import subprocess
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pyroute2 import IPRoute, netns
 
 from phoneprov.core.errors import InputError
 from phoneprov.core.mac import colon_mac
+
+from ..phone.netns import call_in_netns
 
 LAB_NET = ipaddress.ip_network("10.231.0.0/16")  # the only range a lab may use
 MULTICAST = "224.0.0.0/4"  # SIP PnP needs a multicast route on the LAN interface
@@ -32,40 +32,6 @@ LAN_IF = "eth0"  # the interface name inside every host namespace
 STOP_TIMEOUT = 5.0
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 _LAB_SEQ = itertools.count()
-
-T = TypeVar("T")
-
-
-def call_in_netns(ns: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run `fn(*args, **kwargs)` in a fresh thread that has joined network namespace `ns`.
-
-    setns(CLONE_NEWNET) changes only the calling thread, so sockets `fn` opens (netlink,
-    raw, UDP …) belong to `ns` and stay there when handed back. `ns=None`: current namespace.
-    """
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            if ns is not None:
-                netns.setns(ns, flags=0)
-            result.append(fn(*args, **kwargs))
-        except BaseException as exc:  # handed to the caller's thread below
-            error.append(exc)
-
-    thread = threading.Thread(target=body, name=f"netns:{ns}")
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
-
-
-def socket_in(
-    ns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM
-) -> socket.socket:
-    """A socket that lives in namespace `ns` (usable from any thread afterwards)."""
-    return call_in_netns(ns, socket.socket, family, kind)
 
 
 def netns_argv(ns: str, argv: Sequence[str]) -> list[str]:

@@ -100,7 +100,7 @@ class CheckSyncListener:
         self.close()
 
     def open(self) -> None:
-        from ..lab.netns import call_in_netns
+        from .netns import call_in_netns
 
         if self.sock is None:
             self.sock = call_in_netns(self.netns, self._bind)

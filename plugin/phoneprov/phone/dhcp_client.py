@@ -6,7 +6,7 @@ or "pyroute2" vendor class unless asked, no signal handlers. The options are rea
 from the ACK's Ethernet frame (`lease.ack.buf`) with `core.dhcpwire`, since pyroute2's
 decoded strings lose trailing NULs.
 
-The client runs in a private thread that joined the namespace (`lab.netns.call_in_netns`):
+The client runs in a private thread that joined the namespace (`phone.netns.call_in_netns`):
 setns() is per thread, so the raw socket lands in the phone's namespace.
 """
 
@@ -31,7 +31,8 @@ from phoneprov.core.dhcp import PHONE_REQUESTS as REQUESTED
 from phoneprov.core.dhcpwire import decode_frame
 from phoneprov.core.errors import PhoneprovError
 from phoneprov.core.mac import colon_mac
-from phoneprov.lab.netns import call_in_netns
+
+from .netns import call_in_netns
 
 TIMEOUT = 5.0
 RETRY = 1.0  # seconds between retransmissions (pyroute2: 4 s, then longer)

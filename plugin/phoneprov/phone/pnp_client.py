@@ -253,7 +253,7 @@ def discover(
     timers: Timers | None = None,
 ) -> Notified | None:
     """Like `discover_url`, with where the NOTIFY came from."""
-    from ..lab.netns import call_in_netns
+    from .netns import call_in_netns
 
     return call_in_netns(netns, _discover, device, iface, timeout, port, timers or Timers())
 

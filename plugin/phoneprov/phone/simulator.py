@@ -3,7 +3,7 @@
 Steps as the vendor document orders them: network (DHCP, or options given by hand) → valid
 time (an NTP server must be offered) → the URL (66 + 67 joined, 43 as fallback, markers
 replaced; or SIP PnP) → fetch, following reference files → apply in order.
-Network I/O happens in the phone's namespace (`lab.netns.call_in_netns`) when one is given.
+Network I/O happens in the phone's namespace (`phone.netns.call_in_netns`) when one is given.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def _used_options(options: Options, opt43: Option43 | None) -> str:
 
 
 def _in_netns(netns: str) -> Callable[[str], tuple[int, bytes]]:
-    from ..lab.netns import call_in_netns
+    from .netns import call_in_netns
 
     return lambda url: call_in_netns(netns, http_get, url)
 

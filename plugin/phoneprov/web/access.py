@@ -115,7 +115,7 @@ class LeaseLookup:
     def _state(self) -> Any:
         state = getattr(self._local, "state", None)
         if state is None:
-            from ..state import State
+            from ..state.db import State
 
             state = self._local.state = State(self.state_path)
         return state

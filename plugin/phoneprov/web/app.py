@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .access import client_ip
-from .service import Provisioning, Reply
+from .endpoint import Provisioning, Reply
 
 if TYPE_CHECKING:
     from flask import Flask

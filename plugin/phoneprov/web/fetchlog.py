@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..state import State
+    from ..state.db import State
 
 
 log = logging.getLogger("phoneprov.web")
@@ -69,7 +69,7 @@ class FetchLog:
         import signal
         import sqlite3
 
-        from ..state import State
+        from ..state.db import State
 
         # stop signals are the server's business: let its own threads take them
         signal.pthread_sigmask(

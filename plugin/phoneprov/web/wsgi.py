@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from ..config import load_config
 from .app import create_app, create_wsgi, provisioning
-from .serve import setup_logging
-from .service import Provisioning
+from .endpoint import Provisioning
+from .launcher import setup_logging
 
 log = logging.getLogger("phoneprov.web")
 
@@ -42,7 +42,7 @@ except ImportError:
 
 _stops: list[Callable[[], None]] = []
 if os.environ.get("PHONEPROV_PNP") == "1" and _first_worker:
-    from ..pnp_policy import pnp_thread
+    from ..sip.policy import pnp_thread
 
     _pnp = pnp_thread(_config, device_of=_service.catalog.device)  # one inventory copy
     _pnp.start()

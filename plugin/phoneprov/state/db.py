@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .state_sql import (
+from .sql import (
     BUSY_TIMEOUT_S,
     LEASE_COLUMNS,
     RECORD_DISCOVERED,
@@ -181,7 +181,7 @@ class State:
 
 def open_state(path: Path) -> State:
     """The state database at `path`; a ConfigError naming it when it cannot be used."""
-    from .core.errors import ConfigError
+    from ..core.errors import ConfigError
 
     try:
         return State(path)

@@ -9,8 +9,8 @@ import pytest
 from phoneprov.config import load_config
 from phoneprov.core.errors import ConfigError
 from phoneprov.core.sipdialog import PnpSubscribe
-from phoneprov.pnp_policy import PnpPolicy, pnp_thread
-from phoneprov.state import State
+from phoneprov.sip.policy import PnpPolicy, pnp_thread
+from phoneprov.state.db import State
 from sample_data import KNOWN, OTHER_VENDOR, SAME_OUI, write_sip_config
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..state_sql import (
+from .sql import (
     ACTIVE_LEASES,
     BUSY_TIMEOUT_S,
     LEASE_COLUMNS,
@@ -69,7 +69,7 @@ class LeaseDb:
 
 def _create_schema(path: str) -> None:
     """The schema comes from State, the one place that defines it (rare: a new database)."""
-    from ..state import State
+    from .db import State
 
     State(path).close()
 

@@ -219,7 +219,7 @@ def _create_state(path: Path) -> None:
     "database is locked" instead of waiting. A failure here is the fetch log's to report."""
     import sqlite3
 
-    from ..state import State
+    from ..state.db import State
 
     try:
         State(path).close()

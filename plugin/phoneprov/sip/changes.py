@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config
-from .core import dnsmasq_conf as conf
-from .core.changes import Changes, changed_devices, files_digest
-from .core.inventory import Inventory
-from .dnsmasq.apply import ApplyResult, apply, plan, resolve_settings, token_secret
-from .render import Catalog, enrolled_records
-from .state import open_state
+from ..config import Config
+from ..core import dnsmasq_conf as conf
+from ..core.changes import Changes, changed_devices, files_digest
+from ..core.inventory import Inventory
+from ..dnsmasq.apply import ApplyResult, apply, plan, resolve_settings, token_secret
+from ..render import Catalog, enrolled_records
+from ..state.db import open_state
 
 
 @dataclass(frozen=True)

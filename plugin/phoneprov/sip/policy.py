@@ -13,16 +13,16 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING
 
-from .core.errors import ConfigError
+from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .config import Config
-    from .core.inventory import Device, Inventory
-    from .core.sipdialog import PnpSubscribe
-    from .sip.background import PnpThread
-    from .state import State
+    from ..config import Config
+    from ..core.inventory import Device, Inventory
+    from ..core.sipdialog import PnpSubscribe
+    from ..state.db import State
+    from .background import PnpThread
 
 LOG = logging.getLogger("phoneprov.sip")
 
@@ -42,8 +42,8 @@ class PnpPolicy:
         """`device_of(mac)`: the inventory lookup to use — inside `phoneprov serve` the
         render catalog's, so the process keeps one copy; by default our own copy, reloaded
         when the inventory file changes."""
-        from .dnsmasq.apply import resolve_settings
-        from .state import open_state
+        from ..dnsmasq.apply import resolve_settings
+        from ..state.db import open_state
 
         self.config = config
         self.settings = resolve_settings(config)
@@ -85,8 +85,8 @@ class PnpPolicy:
     def _enrolled_or_enrol(self, phone: PnpSubscribe, ip: str) -> str | None:
         """The model of an enrolled phone, enrolling it when the policy says so; else None
         (and the phone is recorded as discovered)."""
-        from .core.sipdialog import model_from_pnp
-        from .state import Discovered
+        from ..core.sipdialog import model_from_pnp
+        from ..state.db import Discovered
 
         model = _enrolled_model(self.state, phone.mac)
         now = time.time()
@@ -101,13 +101,13 @@ class PnpPolicy:
         return model
 
     def _auto_enrol(self, phone: PnpSubscribe) -> bool:
-        from .core.mac import mac_has_oui
+        from ..core.mac import mac_has_oui
 
         ouis = frozenset(self.config.dhcp.vendor_ouis)
         return self.config.sip.pnp_policy == "vendor" and mac_has_oui(phone.mac, ouis)
 
     def _url(self, mac: str, model: str) -> str:
-        from .dnsmasq.apply import device_token_for
+        from ..dnsmasq.apply import device_token_for
 
         token = device_token_for(self.config, self.settings, mac)
         return self.settings.layout.entry_url(self.settings.server_url, model, mac, token)
@@ -121,9 +121,9 @@ def pnp_thread(
 ) -> PnpThread:
     """The responder for `config` in a background thread (not started yet); ConfigError
     when the LAN interface is missing or has no IPv4 address. `device_of`: see PnpPolicy."""
-    from .core.siptimers import timers_from
-    from .sip.background import PnpThread
-    from .sip.transport import interface_ipv4
+    from ..core.siptimers import timers_from
+    from .background import PnpThread
+    from .transport import interface_ipv4
 
     lan = interface or config.sip_interface
     local_ip = interface_ipv4(lan)
@@ -145,6 +145,6 @@ def _enrolled_model(state: State, mac: str) -> str | None:
 
 
 def _inventory(config: Config) -> Inventory:
-    from .dnsmasq.apply import full_inventory
+    from ..dnsmasq.apply import full_inventory
 
     return full_inventory(config)
