@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin"))
 
 from phoneprov.config import load_config  # noqa: E402
-from phoneprov.dnsmasq.apply import apply, full_inventory, resolve_settings  # noqa: E402
+from phoneprov.dnsmasq.apply import apply  # noqa: E402
+from phoneprov.site import full_inventory, resolve_settings  # noqa: E402
 
 
 def inventory(count: int, replaced: int | None = None) -> str:

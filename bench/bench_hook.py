@@ -55,7 +55,7 @@ def main() -> None:
         config = site(Path(tmp))
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PHONEPROV_CONFIG": str(config),
+            "PHONEPROV_HOOK_SETTINGS": str(config.parent / "hosts" / ".phoneprov-applied"),
             "DNSMASQ_INTERFACE": "eth0",
             "DNSMASQ_VENDOR_CLASS": "Auerswald D200",
             "DNSMASQ_REQUESTED_OPTIONS": "1,3,6,42,43,66,67",

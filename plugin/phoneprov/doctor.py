@@ -48,7 +48,7 @@ Fetch = Callable[[str], tuple[int, bytes]]
 
 def gather(config: Config, only: str | None = None, fetch: Fetch | None = None) -> Facts:
     """Everything `core.findings.diagnose` needs; `only` restricts the devices to one MAC."""
-    from .dnsmasq.apply import resolve_settings
+    from .site import resolve_settings
 
     settings = resolve_settings(config)
     hostsdir = os.path.normpath(os.path.abspath(config.dhcp.hostsdir))
@@ -258,8 +258,8 @@ def device_checks(
     """Per device: its options (as `phoneprov options`), its URL, and (with `fetch`) the
     result of the phone's fetch chain against the server."""
     from .core.mac import norm_mac
-    from .dnsmasq.apply import full_inventory
     from .dnsmasq.options import options_for
+    from .site import full_inventory
 
     inventory = full_inventory(config)
     macs = [norm_mac(only)] if only else list(inventory.devices)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from .config import Config, load_inventory
 from .core import layering
@@ -30,6 +29,7 @@ from .core.errors import ConfigError, InputError
 from .core.inventory import Device, Inventory, Record
 from .core.layout import Layout
 from .core.reference import build_reference, parse_xml
+from .site import appliance_address, server_url
 
 log = logging.getLogger("phoneprov.render")
 
@@ -286,36 +286,6 @@ def check_templates(config: Config, inventory: Inventory | None = None) -> int:
     if problems:
         raise ConfigErrors(list(problems.values()))
     return count
-
-
-def server_url(config: Config) -> str:
-    """The base URL phones are given in option 66 (`auto` resolved as `apply` resolves it)."""
-    if config.server.url != "auto":
-        return config.server.url
-    from .dnsmasq.apply import resolve_settings
-
-    return resolve_settings(config).server_url
-
-
-def appliance_address(url: str) -> str:
-    """The appliance's host as phones reach it (for the SIP check-sync allowlist)."""
-    return urlsplit(url).hostname or ""
-
-
-def enrolled_records(state_path: Path) -> list[Record]:
-    """Auto-enrolled phones from the state database, as inventory records."""
-    if not state_path.exists():
-        return []
-    from .state.db import State
-
-    with State(state_path) as state:
-        return [
-            Record(
-                {"mac": row["mac"], "type": row["type"], "profile": row["profile"]},
-                f"{state_path}: enrolled {row['mac']}",
-            )
-            for row in state.enrolled()
-        ]
 
 
 def _check_server(config: Config) -> str:

@@ -115,7 +115,8 @@ def site(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     site = Site(lab, appliance, root)
     site.inventory.write_text(INVENTORY)
     site.write()
-    monkeypatch.setenv("PHONEPROV_CONFIG", str(site.config))  # dnsmasq passes it to the hook
+    # dnsmasq passes it to the (shipped, unbound) hook
+    monkeypatch.setenv("PHONEPROV_HOOK_SETTINGS", str(site.root / "hosts" / ".phoneprov-applied"))
     try:
         yield site
     finally:
@@ -237,6 +238,7 @@ def test_unknown_vendor_phone_is_discovered_then_auto_enrolled(lab, site: Site, 
     assert site.options(UNKNOWN_PHONE_MAC)["66"] is None
 
     site.write(auto_enrol=True)
+    site.cli("apply")  # the hook takes its settings from the last apply
     exchange(lab, "newphone", UNKNOWN_PHONE_MAC)  # enrolled by the hook after this ACK
     dm.wait_for_line(rf"read .*/hosts/{mac}$")
     enrolled = exchange(lab, "newphone", UNKNOWN_PHONE_MAC)
@@ -276,14 +278,20 @@ def test_garbage_to_the_hook_loses_nothing(lab: Lab, site: Site, start_dnsmasq):
     mac = PHONE_MAC.replace(":", "").upper()
     assert wait_until(lambda: site.rows("SELECT ip FROM leases")) == [(lease.ip,)]
     before = site.rows("SELECT * FROM leases")
-    env = {"PATH": os.environ["PATH"], "PHONEPROV_CONFIG": str(site.config)}
+    env = {
+        "PATH": os.environ["PATH"],
+        "PHONEPROV_HOOK_SETTINGS": str(site.root / "hosts" / ".phoneprov-applied"),
+    }
     for argv, extra in [
         ([], {}),
         (["add"], {}),
         (["add", "not-a-mac", "10.231.0.5"], {}),
         (["old", PHONE_MAC, "999.1.1.1"], {}),
         (["bogus", "\udcff", "x"], {}),
-        (["add", PHONE_MAC, "10.231.0.9"], {"PHONEPROV_CONFIG": "/nonexistent/x.toml"}),
+        (
+            ["add", PHONE_MAC, "10.231.0.9"],
+            {"PHONEPROV_HOOK_SETTINGS": "/nonexistent/.phoneprov-applied"},
+        ),
         (["del", PHONE_MAC], {"DNSMASQ_LEASE_EXPIRES": "soon"}),
     ]:
         run = subprocess.run(
@@ -297,8 +305,7 @@ def test_garbage_to_the_hook_loses_nothing(lab: Lab, site: Site, start_dnsmasq):
 
 
 def test_leasefile_ro_init_hands_dnsmasq_our_leases(lab: Lab, site: Site, dnsmasq_factory):
-    for name in ("hosts", "opts"):
-        (site.root / name).mkdir(mode=0o755)
+    site.cli("apply")  # makes hosts/ and opts/, and the settings the hook reads
     snippet = site.cli("dnsmasq-snippet").stdout
     first = dnsmasq_factory(site.appliance, ["--leasefile-ro"], conf=snippet, expect_alive=False)
     lease = exchange(lab, "phone", PHONE_MAC, hostname="d200")

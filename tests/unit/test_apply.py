@@ -12,8 +12,9 @@ from phoneprov.core import dnsmasq_conf as conf
 from phoneprov.core.errors import ConfigError
 from phoneprov.core.layout import Layout
 from phoneprov.dnsmasq import apply as apply_mod
-from phoneprov.dnsmasq.apply import apply, dnsmasq_started_at, resolve_settings
+from phoneprov.dnsmasq.apply import apply, dnsmasq_started_at
 from phoneprov.dnsmasq.options import options_for
+from phoneprov.site import resolve_settings
 from phoneprov.state.db import Discovered, State
 
 PROFILE = '[profiles.default]\ntemplates = ["office.xml"]\n'

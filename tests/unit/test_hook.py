@@ -40,9 +40,13 @@ def site(tmp_path):
     return tmp_path
 
 
+def settings_file(site):
+    return site / "hosts" / ".phoneprov-applied"
+
+
 def run(site, *argv, **env):
     out = io.StringIO()
-    environ = {"PHONEPROV_CONFIG": str(site / "pp.toml"), **env}
+    environ = {"PHONEPROV_HOOK_SETTINGS": str(settings_file(site)), **env}
     assert hook.main(["hook", *argv], environ, out) == 0
     return out.getvalue()
 
@@ -105,6 +109,7 @@ def test_vendor_phones_are_discovered_by_oui_or_class(site):
 def test_auto_enrol_writes_the_phones_files_at_once(site):
     config = (site / "pp.toml").read_text().replace("[dhcp]\n", "[dhcp]\nauto_enrol = true\n")
     (site / "pp.toml").write_text(config)
+    apply(load_config(site / "pp.toml"))  # the hook takes its settings from the last apply
     run(site, "add", UNKNOWN, "10.231.0.102")
     assert (site / "hosts" / "000952000077").read_text().startswith("00:09:52:00:00:77,set:")
     assert '66,"http://10.231.0.1:8080"' in (site / "opts" / "000952000077").read_text()
@@ -122,7 +127,7 @@ def test_auto_enrol_writes_the_phones_files_at_once(site):
         (["add", KNOWN], {}),
         (["add", "zz:09:52:00:00:0e", "10.231.0.1"], {}),
         (["add", KNOWN, "10.231.0.300"], {}),
-        (["add", KNOWN, "10.231.0.1"], {"PHONEPROV_CONFIG": "/nonexistent.toml"}),
+        (["add", KNOWN, "10.231.0.1"], {"PHONEPROV_HOOK_SETTINGS": "/nonexistent/.phoneprov-applied"}),
         (["reboot"], {}),
         (["add", "\udcff", "\x00"], {}),
     ],
@@ -147,15 +152,31 @@ def test_other_actions_and_dhcpv6_are_ignored_quietly(site, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_hook_config_reads_what_load_config_reads(site):
-    parsed = hook.HookConfig(str(site / "pp.toml"))
-    cached = hook.HookConfig(str(site / "pp.toml"))
-    assert (site / ".pp.toml.hook-cache").exists() and vars(cached) == vars(parsed)
-    ours, full = cached, load_config(site / "pp.toml")
+def test_the_hook_reads_what_apply_resolved_from_the_config(site):
+    ours, full = hook.HookSettings(str(settings_file(site))), load_config(site / "pp.toml")
     assert Path(ours.hostsdir) == full.dhcp.hostsdir and Path(ours.state) == full.state
-    assert ours.vendor_ouis == list(full.dhcp.vendor_ouis)
+    assert ours.vendor_ouis == list(full.dhcp.vendor_ouis) == ["000952"]
     assert ours.vendor_classes == list(full.dhcp.vendor_classes)
     assert (ours.auto_enrol, ours.mode) == (full.dhcp.auto_enrol, full.dhcp.mode)
+    assert Path(ours.config) == full.path.absolute()
+    assert not list(site.glob(".*cache*")), "no cache of its own beside the config"
+
+
+def test_without_settings_from_apply_one_line_and_exit_0(tmp_path, capsys):
+    missing = tmp_path / "hosts" / ".phoneprov-applied"
+    out = io.StringIO()
+    env = {"PHONEPROV_HOOK_SETTINGS": str(missing)}
+    assert hook.main(["hook", "add", KNOWN, "10.231.0.100"], env, out) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("phoneprov-hook: error: no settings from `phoneprov apply` at ")
+    assert err.count("\n") == 1
+
+
+def test_a_foreign_settings_file_is_refused_in_one_line(site, capsys):
+    settings_file(site).write_text("mode=66+67\nhostsdir=/tmp\n")
+    run(site, "add", KNOWN, "10.231.0.100")
+    assert "not a line `phoneprov apply` writes" in capsys.readouterr().err
+    assert "00095200000E" not in leases(site)
 
 
 def test_the_script_imports_nothing_heavy_and_exits_0(site):
@@ -167,10 +188,10 @@ def test_the_script_imports_nothing_heavy_and_exits_0(site):
         f"    runpy.run_path({str(HOOK)!r}, run_name='__main__')\n"
         "except SystemExit as e:\n"
         "    print('exit', e.code)\n"
-        "heavy = {'flask', 'lxml', 'pyroute2', 'click', 'jinja2', 'dataclasses'}\n"
+        "heavy = {'flask', 'lxml', 'pyroute2', 'click', 'jinja2', 'dataclasses', 'tomllib'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
-    env = {"PHONEPROV_CONFIG": str(site / "pp.toml"), "PATH": "/usr/bin:/bin"}
+    env = {"PHONEPROV_HOOK_SETTINGS": str(settings_file(site)), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-IS", "-c", probe], env=env, capture_output=True, text=True, check=True
     )
@@ -178,11 +199,14 @@ def test_the_script_imports_nothing_heavy_and_exits_0(site):
     assert "00095200000E" in leases(site)
 
 
-def test_an_edited_config_invalidates_the_cache(site):
-    assert not hook.HookConfig(str(site / "pp.toml")).auto_enrol
+def test_an_edited_config_reaches_the_hook_with_the_next_apply(site):
+    settings = str(settings_file(site))
+    assert not hook.HookSettings(settings).auto_enrol
     text = (site / "pp.toml").read_text().replace("[dhcp]\n", "[dhcp]\nauto_enrol = true\n")
     (site / "pp.toml").write_text(text)
-    assert hook.HookConfig(str(site / "pp.toml")).auto_enrol
+    assert not hook.HookSettings(settings).auto_enrol  # not applied yet
+    apply(load_config(site / "pp.toml"))
+    assert hook.HookSettings(settings).auto_enrol
 
 
 def test_hook_and_state_write_the_same_rows(site, tmp_path):

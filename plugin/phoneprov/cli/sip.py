@@ -153,7 +153,7 @@ def echo_results(results: list[Result], as_json: bool = False) -> None:
 
 
 def _inventory(config: Config) -> Inventory:
-    from ..dnsmasq.apply import full_inventory
+    from ..site import full_inventory
 
     return full_inventory(config)
 

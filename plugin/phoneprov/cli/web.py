@@ -105,7 +105,8 @@ def render(
     page (which takes no reference files).
     """
     from ..config import load_config
-    from ..render import Catalog, enrolled_records
+    from ..render import Catalog
+    from ..site import enrolled_records
 
     config = load_config(config_file)
     catalog = Catalog(config, server=server_url, extra=lambda: enrolled_records(config.state))

@@ -37,7 +37,7 @@ GEN_LEN = 8
 START_SLACK = 0.1  # seconds: how exactly the adapter knows when dnsmasq started
 OPTION_ORDER = ("42", "43", "66", "67")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
-_NORMAL_MAC = frozenset("0123456789ABCDEF")
+_SERVER_URL = re.compile(r"https?://[^/\s\"\\]+/?")
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,12 @@ class DhcpSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"dhcp.mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        if not re.match(r"^https?://[^/\s\"\\]+/?$", self.server_url):
-            raise ConfigError(f"server URL must be http(s)://host[:port]: {self.server_url!r}")
-        for address in self.ntp:
-            try:
-                ipaddress.IPv4Address(address)
-            except ValueError:
-                raise ConfigError(f"dhcp.ntp entries must be IPv4 addresses: {address!r}") from None
+        try:
+            check_server_url(self.server_url)
+            for address in self.ntp:
+                check_ipv4(address, "dhcp.ntp entry")
+        except InputError as e:
+            raise ConfigError(str(e)) from None
         if self.mode == "vendor" and self.tokens:
             raise ConfigError(
                 "dhcp.mode 'vendor' gives every phone the same options, so it cannot carry "
@@ -122,6 +121,32 @@ class DeviceFiles:
     tag: str
 
 
+def check_server_url(url: str) -> str:
+    """The base URL for option 66: http(s)://host[:port], nothing a dnsmasq line cannot hold.
+
+    >>> check_server_url("http://10.0.0.1:8080")
+    'http://10.0.0.1:8080'
+    """
+    if not _SERVER_URL.fullmatch(url):
+        raise InputError(f"server URL must be http(s)://host[:port], no path: {url!r}")
+    return url
+
+
+def check_ipv4(address: str, what: str = "address") -> str:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        raise InputError(f"{what} must be an IPv4 address: {address!r}") from None
+    return address
+
+
+def check_vendor_class(vendor_class: str) -> str:
+    """A vendor class dnsmasq can match (`dhcp-vendorclass=set:TAG,<class>`)."""
+    if "," in vendor_class or not _PRINTABLE.match(vendor_class) or not vendor_class:
+        raise InputError(f"not usable in dnsmasq: {vendor_class!r}")
+    return vendor_class
+
+
 def quote(value: str) -> str:
     """A dnsmasq string value: double quotes, `\\` and `"` escaped, printable ASCII only.
 
@@ -169,7 +194,7 @@ def device_tag(mac: str, options: DhcpOptions) -> str:
     """
     lines = "\n".join(f"{code},{value}" for code, value in options.specs())
     generation = hashlib.sha256(lines.encode()).hexdigest()[:GEN_LEN]
-    return f"{TAG_PREFIX}-{_norm(mac).lower()}-{generation}"
+    return f"{TAG_PREFIX}-{norm_mac(mac).lower()}-{generation}"
 
 
 def device_files(settings: DhcpSettings, mac: str, options: DhcpOptions) -> DeviceFiles:
@@ -181,10 +206,10 @@ def device_files(settings: DhcpSettings, mac: str, options: DhcpOptions) -> Devi
         None if forced.option66 is not None else options.option66,
         None if forced.option67 is not None else options.option67,
     )
-    mac = _norm(mac)
+    mac = norm_mac(mac)
     tag = device_tag(mac, in_file)
     tags = f"set:{tag}" + (f",set:{COMMON_TAG}" if settings.force else "")
-    host = f"{_colon(mac)},{tags}\n"
+    host = f"{colon_mac(mac)},{tags}\n"
     opts = "".join(f"tag:{tag},{code},{value}\n" for code, value in in_file.specs())
     return DeviceFiles(mac, host, opts, tag)
 
@@ -226,8 +251,10 @@ def vendor_match_lines(settings: DhcpSettings, tag: str = VENDOR_TAG) -> list[st
         octets = norm_oui(oui).lower()
         lines.append(f"dhcp-mac=set:{tag},{octets[0:2]}:{octets[2:4]}:{octets[4:6]}:*:*:*")
     for vendor_class in settings.vendor_classes:
-        if "," in vendor_class or not _PRINTABLE.match(vendor_class) or not vendor_class:
-            raise ConfigError(f"dhcp.vendor_classes: not usable in dnsmasq: {vendor_class!r}")
+        try:
+            check_vendor_class(vendor_class)
+        except InputError as e:
+            raise ConfigError(f"dhcp.vendor_classes: {e}") from None
         lines.append(f"dhcp-vendorclass=set:{tag},{vendor_class}")
     return lines
 
@@ -278,16 +305,6 @@ def parse_opts_file(text: str) -> tuple[str | None, DhcpOptions]:
         _unquote(values["66"]) if "66" in values else None,
         _unquote(values["67"]) if "67" in values else None,
     )
-
-
-def _norm(mac: str) -> str:
-    """norm_mac, skipped for a MAC that is normal already (10,000 devices per apply)."""
-    return mac if len(mac) == 12 and _NORMAL_MAC.issuperset(mac) else norm_mac(mac)
-
-
-def _colon(normal_mac: str) -> str:
-    low = normal_mac.lower()
-    return ":".join(low[i : i + 2] for i in range(0, 12, 2))
 
 
 def _unquote(value: str) -> str:

@@ -11,21 +11,21 @@ Never SIGHUP dnsmasq (DESIGN §3): removed devices get tombstones instead.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import Config, load_inventory
+from ..config import Config
 from ..core import dnsmasq_conf as conf
-from ..core.inventory import Inventory, Record
+from ..core.inventory import Inventory
 from ..core.layout import device_token
+from ..site import full_inventory, resolve_settings, token_secret
+from .applied import APPLIED_NAME, dump_applied, load_applied
 
-APPLIED_FILE = ".phoneprov-applied.json"  # in hostsdir: the resolved settings, for the hook
 LOCK_FILE = ".phoneprov.lock"
 MAC_NAME = frozenset("0123456789ABCDEF")
 SYNC_ALL_ABOVE = 64  # more changed files than this: one os.sync() instead of one fsync each
@@ -49,93 +49,41 @@ class ApplyResult:
         )
 
 
-# settings ----------------------------------------------------------------------------
+# the settings of the last apply ------------------------------------------------------
 
 
-def resolve_settings(
-    config: Config, address_of: Callable[[str], str] | None = None
-) -> conf.DhcpSettings:
-    """DhcpSettings from the config, `auto` resolved to the LAN interface's address."""
-    server_url, ntp = config.server.url, config.dhcp.ntp
-    if server_url == "auto" or "auto" in ntp:
-        if address_of is None:
-            address_of = _server_interface_ipv4
-        address = address_of(config.server.interface)
-        port = config.server.listen.rpartition(":")[2]
-        if server_url == "auto":
-            server_url = f"http://{address}" + ("" if port in ("", "80") else f":{port}")
-        ntp = tuple(address if n == "auto" else n for n in ntp)
-    return conf.DhcpSettings(
-        mode=config.dhcp.mode,
-        server_url=server_url,
-        layout=config.server.layout,
-        ntp=tuple(dict.fromkeys(ntp)),
-        force=config.dhcp.force,
-        vendor_ouis=config.dhcp.vendor_ouis,
-        vendor_classes=config.dhcp.vendor_classes,
-        tokens=config.security.mode == "token",
-    )
-
-
-def _server_interface_ipv4(ifname: str) -> str:
-    from ..netif import interface_ipv4
-
-    return interface_ipv4(ifname, "server.interface (for 'auto')")
-
-
-def settings_json(settings: conf.DhcpSettings) -> dict[str, object]:
+def applied_values(config: Config, settings: conf.DhcpSettings) -> dict[str, object]:
+    """What the hook needs (`dnsmasq.applied`), resolved: it never parses the config."""
     return {
+        "config": str(config.path.absolute()),
         "mode": settings.mode,
+        "state": str(config.state.absolute()),
+        "auto_enrol": config.dhcp.auto_enrol,
         "server_url": settings.server_url,
-        "ntp": list(settings.ntp),
+        "vendor_ouis": settings.vendor_ouis,
+        "vendor_classes": settings.vendor_classes,
+        "ntp": settings.ntp,
     }
 
 
 def applied_settings(config: Config) -> conf.DhcpSettings | None:
-    """Settings for the hook: `auto` values taken from the last apply (no netlink), or None."""
+    """Settings for the hook's auto-enrol: `auto` values taken from the last apply (no
+    netlink in the hook), or None when there was none."""
     settings = resolve_settings(config, address_of=lambda _ifname: "0.0.0.0")
     if config.server.url != "auto" and "auto" not in config.dhcp.ntp:
         return settings
     try:
-        saved = json.loads((config.dhcp.hostsdir / APPLIED_FILE).read_text())
-        server_url, ntp = str(saved["server_url"]), tuple(str(n) for n in saved["ntp"])
-    except (OSError, ValueError, KeyError, TypeError):
+        saved = load_applied(str(config.dhcp.hostsdir / APPLIED_NAME))
+    except (OSError, ValueError):
         return None
     return replace(
         settings,
-        server_url=server_url if config.server.url == "auto" else settings.server_url,
-        ntp=ntp if "auto" in config.dhcp.ntp else settings.ntp,
+        server_url=str(saved["server_url"]) if config.server.url == "auto" else settings.server_url,
+        ntp=tuple(saved["ntp"]) if "auto" in config.dhcp.ntp else settings.ntp,  # type: ignore[call-overload]
     )
 
 
 # what to write -------------------------------------------------------------------------
-
-
-def full_inventory(config: Config) -> Inventory:
-    """The admin's inventory plus the auto-enrolled phones from the state database."""
-    extra: list[Record] = []
-    if config.state.exists():
-        from ..state.db import State
-
-        with State(config.state) as state:
-            for row in state.enrolled():
-                fields = {"mac": row["mac"], "type": row["type"], "profile": row["profile"]}
-                extra.append(Record(fields, f"{config.state}: enrolled {row['mac']}"))
-    return load_inventory(config, extra=extra)
-
-
-def token_secret(config: Config, settings: conf.DhcpSettings) -> bytes | None:
-    """The appliance secret when URLs carry device tokens, else None."""
-    if not settings.tokens:
-        return None
-    from ..secret import load_secret
-
-    return load_secret(config.security.secret_file)
-
-
-def device_token_for(config: Config, settings: conf.DhcpSettings, mac: str) -> str | None:
-    secret = token_secret(config, settings)
-    return None if secret is None else device_token(secret, mac)
 
 
 def plan(
@@ -171,7 +119,7 @@ def apply(
         result = write_fragments(
             hostsdir, optsdir, desired, dnsmasq_started_at(config.dhcp.dnsmasq_pidfile)
         )
-        _write_atomic(hostsdir / APPLIED_FILE, json.dumps(settings_json(settings)) + "\n")
+        _write_atomic(hostsdir / APPLIED_NAME, dump_applied(applied_values(config, settings)))
     return result
 
 

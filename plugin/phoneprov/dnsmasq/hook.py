@@ -5,8 +5,9 @@ DNSMASQ_* variables (DESIGN §3), and `init` at start when --leasefile-ro is set
 print the leases we know, in lease-file format). Anything else is logged and ignored:
 a failing script would only make dnsmasq log noise, never help.
 
-It stays cheap: the common path imports sqlite3, tomllib and the state module, nothing
-else (no Flask, no lxml, no pyroute2). Only auto-enrolment loads the full config and
+It stays cheap: the common path imports sqlite3, the settings `apply` wrote for it
+(`dnsmasq.applied`, no TOML parser), `core.mac` and the lean state path, nothing else (no
+Flask, no lxml, no pyroute2, not even `re`). Only auto-enrolment loads the full config and
 inventory, once per new phone.
 """
 
@@ -16,6 +17,9 @@ import os
 import sys
 import time
 
+from ..core.errors import InputError
+from ..core.mac import colon_mac, norm_mac
+
 TYPE_CHECKING = False  # not from typing: importing typing alone costs ~5 ms per event
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -23,10 +27,7 @@ if TYPE_CHECKING:
 
     from ..state.hookdb import LeaseDb
 
-DEFAULT_CONFIG = "/etc/phoneprov/phoneprov.toml"
-CONFIG_ENV = "PHONEPROV_CONFIG"
 IGNORED_ACTIONS = ("tftp", "arp", "arp-old", "arp-add", "arp-del", "relay-snoop")
-HEX = frozenset("0123456789abcdefABCDEF")
 MAX_TEXT = 255
 
 
@@ -34,85 +35,36 @@ class HookError(Exception):
     """Bad argv/environment or config: logged as one line, exit status still 0."""
 
 
-class HookConfig:
-    """The few settings the hook needs, read straight from the TOML (not via config.py).
-
-    tomllib compiles its regular expressions at import: that alone doubled the cost of an
-    event. So the values are cached beside the config (`.<name>.hook-cache`), keyed by the
-    config file's inode, size, mtime and ctime; any edit of the config invalidates it.
-    """
-
-    FIELDS = ("mode", "hostsdir", "state", "auto_enrol", "vendor_classes", "vendor_ouis")
+class HookSettings:
+    """The settings `phoneprov apply` wrote for us (`dnsmasq.applied`), from
+    $PHONEPROV_HOOK_SETTINGS or the default place; the host files live beside them."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        from .applied import load_applied
+
         try:
-            st = os.stat(path)
+            values = load_applied(path)
         except OSError as e:
-            raise HookError(f"cannot read config {path}: {e.strerror}") from None
-        key = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-        cache = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.hook-cache")
-        if not self._load_cache(cache, key):
-            self._parse()
-            self._save_cache(cache, key)
-
-    def _parse(self) -> None:
-        import tomllib
-
-        try:
-            with open(self.path, "rb") as handle:
-                data = tomllib.load(handle)
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise HookError(f"cannot read config {self.path}: {e}") from None
-        base = os.path.dirname(os.path.abspath(self.path))
-        dhcp, paths = data.get("dhcp", {}), data.get("paths", {})
-        self.mode = str(dhcp.get("mode", "66+67"))
-        self.hostsdir = os.path.join(base, dhcp.get("hostsdir", "/var/lib/phoneprov/dnsmasq/hosts"))
-        self.state = os.path.join(base, paths.get("state", "/var/lib/phoneprov/state.db"))
-        self.auto_enrol = dhcp.get("auto_enrol", False) is True
-        self.vendor_classes = [str(c) for c in dhcp.get("vendor_classes", []) if c]
-        self.vendor_ouis = [
-            str(o).replace(":", "").replace("-", "").upper()
-            for o in dhcp.get("vendor_ouis", ["00:09:52"])
-        ]
-
-    def _load_cache(self, cache: str, key: str) -> bool:
-        try:
-            with open(cache, encoding="utf-8") as handle:
-                lines = handle.read().split("\n")
-        except (OSError, UnicodeDecodeError):
-            return False
-        if len(lines) != len(self.FIELDS) + 2 or lines[0] != key:
-            return False
-        mode, hostsdir, state, auto_enrol, classes, ouis = lines[1:-1]
-        self.mode, self.hostsdir, self.state = mode, hostsdir, state
-        self.auto_enrol = auto_enrol == "1"
-        self.vendor_classes = classes.split("\x1f") if classes else []
-        self.vendor_ouis = ouis.split("\x1f") if ouis else []
-        return True
-
-    def _save_cache(self, cache: str, key: str) -> None:
-        values = [self.mode, self.hostsdir, self.state, "1" if self.auto_enrol else "0"]
-        values += ["\x1f".join(self.vendor_classes), "\x1f".join(self.vendor_ouis)]
-        if any("\n" in v for v in values):
-            return  # not representable: parse every time
-        temp = f"{cache}.{os.getpid()}"
-        try:
-            with open(temp, "w", encoding="utf-8") as out:
-                out.write("\n".join([key, *values, ""]))
-            os.replace(temp, cache)
-        except OSError:  # a read-only config directory: parse every time
-            try:  # noqa: SIM105 - contextlib would be one more import per event
-                os.unlink(temp)
-            except OSError:
-                pass
+            raise HookError(
+                f"no settings from `phoneprov apply` at {path} ({e.strerror}): run it once"
+            ) from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise HookError(str(e)) from None
+        self.path = path
+        self.hostsdir = os.path.dirname(path)
+        self.config = str(values["config"])
+        self.mode = str(values["mode"])
+        self.state = str(values["state"])
+        self.auto_enrol = values["auto_enrol"] is True
+        self.vendor_ouis = list(values["vendor_ouis"])  # type: ignore[call-overload]
+        self.vendor_classes = list(values["vendor_classes"])  # type: ignore[call-overload]
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str], out: TextIO | None = None) -> int:
     """Handle one dnsmasq event; never raises, always 0."""
     try:
         run(list(argv), environ, out or sys.stdout, time.time())
-    except HookError as e:
+    except (HookError, InputError) as e:
         log(f"error: {e}")
     except Exception as e:  # the script must never fail: dnsmasq queues events behind it
         log(f"error: {type(e).__name__}: {e}")
@@ -134,7 +86,9 @@ def run(argv: list[str], environ: Mapping[str, str], out: TextIO, now: float) ->
         return
     if action not in ("add", "old", "del", "init"):
         raise HookError(f"unknown action {_clip(repr(action))} (argv {_clip(repr(argv[1:]))})")
-    config = HookConfig(environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    from .applied import DEFAULT_PATH, ENV
+
+    config = HookSettings(environ.get(ENV) or DEFAULT_PATH)
     from ..state.hookdb import LeaseDb
 
     if action == "init":
@@ -179,7 +133,7 @@ def lease_from(
     }
 
 
-def discover(config: HookConfig, db: LeaseDb, lease: dict[str, object], now: float) -> None:
+def discover(config: HookSettings, db: LeaseDb, lease: dict[str, object], now: float) -> None:
     """A phone we do not provision yet: record it if it looks like ours; maybe enrol it."""
     mac, ip = str(lease["mac"]), str(lease["ip"])
     vendor_class = lease["vendor_class"] if isinstance(lease["vendor_class"], str) else None
@@ -198,13 +152,14 @@ def discover(config: HookConfig, db: LeaseDb, lease: dict[str, object], now: flo
         enrol(config, mac, now)
 
 
-def enrol(config: HookConfig, mac: str, now: float) -> None:
+def enrol(config: HookSettings, mac: str, now: float) -> None:
     """Add the phone with the default profile and write its files at once (rare: heavy)."""
     from ..config import load_config
+    from ..site import full_inventory
     from ..state.db import State
-    from .apply import applied_settings, apply, full_inventory
+    from .apply import applied_settings, apply
 
-    full = load_config(config.path)
+    full = load_config(config.config)
     with State(full.state) as state:
         state.enrol(mac, full.dhcp.default_type, full.dhcp.default_profile, now)
     inventory = full_inventory(full)  # validates the enrolled record with everything else
@@ -221,7 +176,7 @@ def print_leases(db: LeaseDb, out: TextIO, now: float) -> None:
         if not expires or expires <= now:  # unknown expiry: let the phone ask again
             continue
         name = hostname if hostname and " " not in hostname else "*"
-        out.write(f"{expires} {colon(mac)} {ip} {name} *\n")
+        out.write(f"{expires} {colon_mac(mac)} {ip} {name} *\n")
     out.flush()
 
 
@@ -232,18 +187,6 @@ def has_device_files(hostsdir: str, mac: str) -> bool:
             return "set:phoneprov-removed" not in handle.read()
     except (OSError, UnicodeDecodeError):
         return False
-
-
-def norm_mac(text: str) -> str:
-    """dnsmasq's `00:09:52:00:00:0e` as `00095200000E`; anything else is a HookError."""
-    bare = text.replace(":", "").replace("-", "")
-    if len(bare) != 12 or not HEX.issuperset(bare):
-        raise HookError(f"not an Ethernet MAC address: {_clip(repr(text))}")
-    return bare.upper()
-
-
-def colon(mac: str) -> str:
-    return ":".join(mac[i : i + 2] for i in range(0, 12, 2)).lower()
 
 
 def check_ipv4(text: str) -> str:

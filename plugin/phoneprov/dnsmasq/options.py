@@ -10,7 +10,7 @@ from ..core.dhcp import phone_url
 from ..core.inventory import Inventory
 from ..core.mac import mac_has_oui, norm_mac
 from ..core.markers import DeviceInfo
-from .apply import device_token_for, full_inventory
+from ..site import device_token_for, full_inventory, is_enrolled
 
 
 def options_for(
@@ -29,7 +29,7 @@ def options_for(
         token = device_token_for(config, settings, mac)
         options = conf.device_options(settings, token)
         expected = conf.device_files(settings, mac, options)
-        enrolled = device.where.startswith(f"{config.state}:")
+        enrolled = is_enrolled(config, device.where)
         source = f"{'auto-enrolled' if enrolled else 'inventory'} ({device.type})"
     elif settings.mode == "vendor" and mac_has_oui(mac, settings.vendor_ouis):
         options, source = conf.device_options(settings), "vendor-wide (OUI match, static snippet)"

@@ -16,8 +16,9 @@ from ..config import Config
 from ..core import dnsmasq_conf as conf
 from ..core.changes import Changes, changed_devices, files_digest
 from ..core.inventory import Inventory
-from ..dnsmasq.apply import ApplyResult, apply, plan, resolve_settings, token_secret
-from ..render import Catalog, enrolled_records
+from ..dnsmasq.apply import ApplyResult, apply, plan
+from ..render import Catalog
+from ..site import enrolled_records, resolve_settings, token_secret
 from ..state.db import open_state
 
 

@@ -42,7 +42,7 @@ class PnpPolicy:
         """`device_of(mac)`: the inventory lookup to use — inside `phoneprov serve` the
         render catalog's, so the process keeps one copy; by default our own copy, reloaded
         when the inventory file changes."""
-        from ..dnsmasq.apply import resolve_settings
+        from ..site import resolve_settings
         from ..state.db import open_state
 
         self.config = config
@@ -107,7 +107,7 @@ class PnpPolicy:
         return self.config.sip.pnp_policy == "vendor" and mac_has_oui(phone.mac, ouis)
 
     def _url(self, mac: str, model: str) -> str:
-        from ..dnsmasq.apply import device_token_for
+        from ..site import device_token_for
 
         token = device_token_for(self.config, self.settings, mac)
         return self.settings.layout.entry_url(self.settings.server_url, model, mac, token)
@@ -145,6 +145,6 @@ def _enrolled_model(state: State, mac: str) -> str | None:
 
 
 def _inventory(config: Config) -> Inventory:
-    from ..dnsmasq.apply import full_inventory
+    from ..site import full_inventory
 
     return full_inventory(config)

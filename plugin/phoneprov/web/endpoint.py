@@ -19,7 +19,8 @@ from pathlib import Path
 from ..config import Config
 from ..core.errors import ConfigError, InputError
 from ..core.layout import ProvRequest, parse_request
-from ..render import Catalog, Rendered, enrolled_records
+from ..render import Catalog, Rendered
+from ..site import enrolled_records
 from .access import LeaseLookup, RefusalLimiter, decide
 from .fetchlog import FetchLog
 

@@ -1,0 +1,194 @@
+"""`load_config`: phoneprov.toml checked against `schema.SCHEMA`, every problem at once.
+
+Unknown sections and keys are refused with the closest known name; wrong types, control
+characters in any text, values a command would refuse later, and contradicting settings
+are each reported with `file:line`. Relative paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+from ..core import dnsmasq_conf
+from ..core.errors import ConfigError, ConfigErrors
+from ..core.layout import Layout
+from .model import Config, DhcpConfig, Retention, SecurityConfig, ServerConfig, SipConfig
+from .schema import CONTROL, SCHEMA, Key
+from .tomlfile import Locator, read_toml
+
+DEFAULT_CONFIG = "/etc/phoneprov/phoneprov.toml"
+CONFIG_ENV = "PHONEPROV_CONFIG"
+PLACEHOLDER_IP = "192.0.2.1"  # stands in for `auto` when checking combinations
+
+
+def config_path(given: str | os.PathLike[str] | None) -> Path:
+    return Path(given or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """The checked appliance config (not the inventory: see `load_inventory`)."""
+    path = config_path(path)
+    text, data = read_toml(path)
+    at = Locator(path, text)
+    errors: list[ConfigError] = []
+    values = _values(data, at, errors)
+    if not errors:
+        _cross_check(values, at, errors)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return _build(path, values)
+
+
+def _values(data: dict[str, Any], at: Locator, errors: list[ConfigError]) -> dict[str, Any]:
+    """`section.key` → checked value (default where absent)."""
+    for section in data.keys() - SCHEMA.keys():
+        errors.append(ConfigError(f"unknown section [{section}]{_hint(section)}", at(section)))
+    values: dict[str, Any] = {}
+    for section, keys in SCHEMA.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            errors.append(ConfigError(f"{section} must be a [{section}] table", at(section)))
+            table = {}
+        for key in table.keys() - keys.keys():
+            message = f"unknown key {section}.{key}{_hint(key, section)}"
+            errors.append(ConfigError(message, at(key, section)))
+        for key, spec in keys.items():
+            name = f"{section}.{key}"
+            try:
+                value = table.get(key, spec.default)  # defaults pass the same checks
+                values[name] = None if value is None else _value(spec, value)
+            except ValueError as e:
+                where = at(key, f"{section}.{key}") if spec.types == (dict,) else at(key, section)
+                errors.append(ConfigError(f"{name} {e}", where))
+    return values
+
+
+def _value(spec: Key, value: Any) -> Any:
+    if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
+        raise ValueError(f"must be {spec.kind}, not {value!r}")
+    _no_control(value)
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be {spec.kind}, not {value!r}")
+    return spec.check(value) if spec.check else value
+
+
+def _no_control(value: Any) -> None:
+    """No newline, NUL or other control character anywhere in a text, list or table."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _no_control(k)
+            _no_control(v)
+    elif isinstance(value, list):
+        for v in value:
+            _no_control(v)
+    elif isinstance(value, str) and CONTROL.search(value):
+        raise ValueError(f"must not contain control characters (newline, NUL...): {value!r}")
+
+
+def _hint(name: str, section: str = "") -> str:
+    """`; did you mean dhcp.hostsdir?` for a misspelt or misplaced name, else ``."""
+    if not section:
+        close = difflib.get_close_matches(name, list(SCHEMA), n=1)
+        return f"; did you mean [{close[0]}]?" if close else f"; known: {', '.join(SCHEMA)}"
+    close = difflib.get_close_matches(name, list(SCHEMA[section]), n=1)
+    if close:
+        return f"; did you mean {section}.{close[0]}?"
+    elsewhere = [s for s, keys in SCHEMA.items() if name in keys]
+    if elsewhere:
+        return f"; it belongs in [{elsewhere[0]}]"
+    return f"; known in [{section}]: {', '.join(SCHEMA[section])}"
+
+
+def _cross_check(v: dict[str, Any], at: Locator, errors: list[ConfigError]) -> None:
+    """Rules between keys, checked by the very code that applies them later."""
+    models = v["models.known"]
+    if v["dhcp.default_type"] not in models:
+        message = f"dhcp.default_type {v['dhcp.default_type']!r} is not in models.known"
+        errors.append(ConfigError(message, at("default_type", "dhcp")))
+    for model in v["sip.check_sync_events"]:
+        if model not in models:
+            message = f"sip.check_sync_events: model {model!r} is not in models.known"
+            errors.append(ConfigError(message, at(model, "sip.check_sync_events")))
+    timer_f = v["sip.timer_f"]
+    if timer_f is not None and timer_f < v["sip.t1"]:
+        errors.append(
+            ConfigError("sip.timer_f must not be shorter than sip.t1", at("timer_f", "sip"))
+        )
+    try:
+        dhcp_settings(v)
+    except ConfigError as e:
+        errors.append(ConfigError(e.message, at("mode", "dhcp")))
+
+
+def dhcp_settings(v: dict[str, Any]) -> dnsmasq_conf.DhcpSettings:
+    """What `apply` computes options from, `auto` standing in as a placeholder address."""
+    url = v["server.url"]
+    port = v["server.listen"].rpartition(":")[2]
+    if url == "auto":
+        url = f"http://{PLACEHOLDER_IP}:{port}"
+    settings = dnsmasq_conf.DhcpSettings(
+        mode=v["dhcp.mode"],
+        server_url=url,
+        layout=Layout(v["server.url_style"], v["server.query_path"]),
+        ntp=tuple(PLACEHOLDER_IP if n == "auto" else n for n in v["dhcp.ntp"]),
+        force=v["dhcp.force"],
+        vendor_ouis=v["dhcp.vendor_ouis"],
+        vendor_classes=v["dhcp.vendor_classes"],
+        tokens=v["security.mode"] == "token",
+    )
+    dnsmasq_conf.vendor_match_lines(settings)
+    return settings
+
+
+def _build(path: Path, v: dict[str, Any]) -> Config:
+    base = path.parent
+
+    def file(name: str) -> Path:
+        return base / v[name]
+
+    t1 = v["sip.t1"]
+    return Config(
+        path=path,
+        server=ServerConfig(
+            url=v["server.url"],
+            interface=v["server.interface"],
+            listen=v["server.listen"],
+            layout=Layout(v["server.url_style"], v["server.query_path"]),
+        ),
+        dhcp=DhcpConfig(
+            mode=v["dhcp.mode"],
+            ntp=v["dhcp.ntp"],
+            force=v["dhcp.force"],
+            vendor_ouis=v["dhcp.vendor_ouis"],
+            vendor_classes=v["dhcp.vendor_classes"],
+            auto_enrol=v["dhcp.auto_enrol"],
+            default_profile=v["dhcp.default_profile"],
+            default_type=v["dhcp.default_type"],
+            hostsdir=file("dhcp.hostsdir"),
+            optsdir=file("dhcp.optsdir"),
+            dnsmasq_pidfile=file("dhcp.dnsmasq_pidfile"),
+        ),
+        security=SecurityConfig(
+            mode=v["security.mode"],
+            trusted_proxies=v["security.trusted_proxies"],
+            refused_per_minute=v["security.refused_per_minute"],
+            secret_file=file("security.secret_file"),
+        ),
+        sip=SipConfig(
+            interface=v["sip.interface"],
+            pnp=v["sip.pnp"],
+            pnp_policy=v["sip.pnp_policy"],
+            t1=t1,
+            timer_f=v["sip.timer_f"] if v["sip.timer_f"] is not None else 64 * t1,
+            check_sync_event=v["sip.check_sync_event"],
+            check_sync_events=v["sip.check_sync_events"],
+        ),
+        retention=Retention(days=v["retention.days"], rows=v["retention.rows"]),
+        inventory_path=file("paths.inventory"),
+        templates=file("paths.templates"),
+        state=file("paths.state"),
+        models=v["models.known"],
+    )

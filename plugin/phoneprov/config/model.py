@@ -1,0 +1,80 @@
+"""The loaded configuration: plain frozen values. Defaults and checks are in `schema`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.layout import Layout
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    url: str  # base URL in option 66, or "auto": http://<interface address>:<port>
+    interface: str  # the LAN interface dnsmasq serves
+    listen: str
+    layout: Layout
+
+
+@dataclass(frozen=True)
+class DhcpConfig:
+    mode: str
+    ntp: tuple[str, ...]  # "auto" = the server's address; () = do not hand out
+    force: bool  # 66/67 sent even to phones that do not ask
+    vendor_ouis: tuple[str, ...]
+    vendor_classes: tuple[str, ...]
+    auto_enrol: bool
+    default_profile: str
+    default_type: str
+    hostsdir: Path
+    optsdir: Path
+    dnsmasq_pidfile: Path  # to expire tombstones
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    mode: str
+    trusted_proxies: int
+    refused_per_minute: int  # refused/unknown requests per source IP before 429
+    secret_file: Path
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    interface: str  # empty: the server interface
+    pnp: bool  # `phoneprov serve` runs the PnP responder in its worker
+    pnp_policy: str
+    t1: float
+    timer_f: float
+    check_sync_event: str
+    check_sync_events: dict[str, str]  # model -> event
+
+    def event_for(self, model: str) -> str:
+        return self.check_sync_events.get(model, self.check_sync_event)
+
+
+@dataclass(frozen=True)
+class Retention:
+    days: int  # fetches and discovered phones older than this are deleted
+    rows: int  # and each table keeps at most this many rows
+
+    def cutoff(self, now: float) -> float:
+        return now - self.days * 86400.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    dhcp: DhcpConfig
+    security: SecurityConfig
+    sip: SipConfig
+    retention: Retention
+    inventory_path: Path
+    templates: Path
+    state: Path
+    models: tuple[str, ...]
+
+    @property
+    def sip_interface(self) -> str:
+        return self.sip.interface or self.server.interface
