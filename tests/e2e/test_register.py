@@ -1,0 +1,146 @@
+"""The chain's last link: a phone's identities REGISTER with a real registrar.
+
+Debian's kamailio (auth_db over db_text, usrloc in memory) in one lab namespace, Debian's
+baresip as the phone's user agent in another. Afterwards no process and no namespace is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyroute2 import netns
+
+from phoneprov.lab import Host, Lab
+from phoneprov.lab.registrar import Registrar, RegistrarError
+from phoneprov.phone.register import (
+    RegisterError,
+    SipIdentity,
+    register_identities,
+    registered,
+)
+
+pytestmark = pytest.mark.e2e
+
+REGISTRAR_IP = "10.231.0.1"
+PHONE_IP = "10.231.0.50"
+DOMAIN = "lab.test"
+SUBSCRIBERS = [("201", "secret201"), ("202", "s3cret;202 x")]  # ; and space: quoting works
+
+
+@dataclass(frozen=True)
+class SipLab:
+    lab: Lab
+    registrar: Registrar
+    phone: Host
+
+
+def _identity(index: int, username: str, password: str, **kwargs: Any) -> SipIdentity:
+    return SipIdentity(index, username, password, REGISTRAR_IP, domain=DOMAIN, **kwargs)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.fixture
+def sip_lab(e2e_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipLab]:
+    for tool in ("kamailio", "baresip"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool!r} (Debian: kamailio, baresip-core)")
+    workdir: Path = tmp_path_factory.mktemp("kam")  # short: the RPC socket lives there
+    with Lab(base="ppreg") as lab:
+        server = lab.add_host("registrar", f"{REGISTRAR_IP}/24")
+        phone = lab.add_host("phone", f"{PHONE_IP}/24")
+        with Registrar(workdir, server.netns, REGISTRAR_IP, DOMAIN, SUBSCRIBERS) as registrar:
+            kamailio = registrar.pid
+            yield SipLab(lab, registrar, phone)
+            assert registrar.alive(), "kamailio died:\n" + "\n".join(registrar.lines[-15:])
+            assert netns.ns_pids().get(phone.netns, []) == []  # baresip is gone
+        prefix = lab.prefix
+    assert _gone(kamailio)
+    assert not [name for name in netns.listnetns() if name.startswith(prefix)]
+
+
+def test_phone_registers_after_the_challenge(sip_lab: SipLab) -> None:
+    registrar = sip_lab.registrar
+    identity = _identity(1, "201", "secret201", display_name="Desk 201", register_interval=30)
+    with registered(sip_lab.phone.netns, [identity], timeout=5) as results:
+        assert results == [results[0]]
+        assert (results[0].index, results[0].aor) == (1, "sip:201@lab.test")
+        assert (results[0].ok, results[0].status) == (True, "200 OK")
+        assert "registered with the registrar 10.231.0.1:5060" in results[0].detail
+        [binding] = registrar.bindings()
+        assert binding.aor == registrar.aor("201") == "201@lab.test"
+        assert binding.contact.startswith("sip:201")
+        assert f"@{PHONE_IP}:5060" in binding.contact
+        assert 1700 < binding.expires <= 1800  # 30 minutes
+        stats = registrar.statistics()
+        assert (stats["sl:401_replies"], stats["sl:200_replies"]) == (1, 1)  # challenged once
+    assert registrar.bindings() == []  # baresip unregistered when it stopped
+
+
+def test_wrong_password_says_so(sip_lab: SipLab) -> None:
+    [result] = register_identities(
+        sip_lab.phone.netns, [_identity(1, "201", "not-the-secret")], timeout=5
+    )
+    assert (result.ok, result.status) == (False, "401 Unauthorized")
+    assert result.detail.startswith("401 from the registrar 10.231.0.1:5060")
+    assert "wrong password" in result.detail
+    assert sip_lab.registrar.bindings() == []
+
+
+def test_two_identities_register_at_once(sip_lab: SipLab) -> None:
+    identities = [
+        _identity(1, "201", "secret201"),
+        _identity(2, "202", "s3cret;202 x", register_interval=2),
+        _identity(3, "203", "unused", active=False),  # skipped: no account, no result
+    ]
+    with registered(sip_lab.phone.netns, identities, timeout=5) as results:
+        assert [(r.index, r.ok, r.status) for r in results] == [
+            (1, True, "200 OK"),
+            (2, True, "200 OK"),
+        ]
+        bindings = {b.aor: b for b in sip_lab.registrar.bindings()}
+        assert sorted(bindings) == ["201@lab.test", "202@lab.test"]
+        assert all(f"@{PHONE_IP}:5060" in b.contact for b in bindings.values())
+        assert bindings["202@lab.test"].expires <= 120
+
+
+def test_other_domain_and_silent_registrar(sip_lab: SipLab) -> None:
+    identities = [
+        SipIdentity(1, "201", "secret201", REGISTRAR_IP),  # AOR sip:201@10.231.0.1
+        SipIdentity(2, "201", "secret201", "10.231.0.9", domain=DOMAIN),  # nobody there
+    ]
+    other, silent = register_identities(sip_lab.phone.netns, identities, timeout=1)
+    assert (other.aor, other.ok, other.status[:3]) == ("sip:201@10.231.0.1", False, "403")
+    assert "wrong domain" in other.detail
+    assert (silent.ok, silent.status) == (False, "timeout")
+    assert "10.231.0.9:5060" in silent.detail
+
+
+def test_a_second_ua_on_the_same_port_fails_clearly(sip_lab: SipLab) -> None:
+    identities = [_identity(1, "201", "secret201")]
+    with registered(sip_lab.phone.netns, identities, timeout=5) as results:
+        assert results[0].ok
+        with pytest.raises(RegisterError, match=r"(?s)exited before.*Address already in use"):
+            register_identities(sip_lab.phone.netns, identities, timeout=5)
+
+
+def test_refused_config_is_reported_with_kamailio_log(sip_lab: SipLab, tmp_path: Path) -> None:
+    bad = Registrar(tmp_path, sip_lab.registrar.netns, REGISTRAR_IP, DOMAIN, SUBSCRIBERS)
+    broken = '#!KAMAILIO\nloadmodule "no_such_module.so"\n'
+    bad.config_text = lambda: broken  # type: ignore[method-assign]
+    with pytest.raises(RegistrarError, match=r"(?s)kamailio refuses .*no_such_module"):
+        bad.start()
+    assert not bad.alive()
+    assert os.path.exists(tmp_path / "kamailio.cfg")
