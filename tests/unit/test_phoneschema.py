@@ -149,6 +149,7 @@ SECTION = {"kind": "section", "source": "V §1"}
         ("{", "not JSON"),
         (b"\xff", "not JSON"),
         ("[]", "not a schema file"),
+        ('{"nodes": {"/s": {}, "/s": {}}}', "not JSON: repeated key(s) /s"),
         (json.dumps({"format": "other", "nodes": {}}), "not a schema file"),
         (json.dumps({"format": FORMAT, "nodes": {}, "extra": 1}), "top-level fields"),
         (json.dumps({"format": FORMAT, "nodes": []}), "must be objects"),

@@ -88,10 +88,6 @@ class Node:
     def is_attribute(self) -> bool:
         return self.name.startswith("@")
 
-    @property
-    def documented(self) -> bool:
-        return self.source[:1] in ("V", "I")
-
     def describe(self) -> str:
         """What the node is, for `schema show`."""
         parts = [self.kind]
@@ -201,10 +197,18 @@ def _node(path: str, spec: Any, origin: str) -> Node:
     return Node(path, kind, source, vtype, key, low, high, note)
 
 
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise ValueError(f"repeated key(s) {', '.join(repeated)}")
+    return out
+
+
 def parse_schema(data: bytes | str, origin: str) -> PhoneSchema:
     """A schema from its JSON form; ConfigError naming `origin` when the data is bad."""
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, object_pairs_hook=_unique_object)
     except (ValueError, UnicodeDecodeError) as e:
         raise _fail(f"not JSON: {e}", origin) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
