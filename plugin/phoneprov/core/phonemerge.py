@@ -90,7 +90,12 @@ def line_of(element: etree._Element) -> int:
 
 
 def xpath_of(element: etree._Element, attribute: str = "") -> str:
+    """The element's (or its attribute's) xpath in its document, namespaces as prefixes."""
     path = str(element.getroottree().getpath(element))
+    if attribute.startswith("{"):
+        uri, name = attribute[1:].split("}", 1)
+        prefix = next((p for p, u in element.nsmap.items() if p and u == uri), "")
+        attribute = f"{prefix}:{name}" if prefix else name
     return f"{path}/@{attribute}" if attribute else path
 
 
