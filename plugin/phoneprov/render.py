@@ -308,3 +308,20 @@ def _walk(root: Path) -> list[Path]:
     for directory, _dirs, files in os.walk(root):
         found.extend(Path(directory, f) for f in files)
     return sorted(found)
+
+
+def check_installation(config_file: str | None) -> str:
+    """`phoneprov check`: load everything an installation is made of; raise ConfigError(s)
+    naming file:line for each problem, else return a one-line summary."""
+    from .config import load_config
+
+    config = load_config(config_file)
+    inventory = load_inventory(config)
+    if not config.templates.is_dir():
+        raise ConfigError("templates directory does not exist", str(config.templates))
+    files = check_templates(config, inventory)  # renders every device's files once
+    return (
+        f"ok: {config.path}: {len(inventory.devices)} devices, "
+        f"{len(inventory.profiles)} profiles, dhcp mode {config.dhcp.mode}, "
+        f"security {config.security.mode}, {files} files rendered"
+    )

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from phoneprov.cli import cli
 from phoneprov.config import Config
-from phoneprov.web.app import create_app, provisioning
+from phoneprov.web.app import create_app
+from phoneprov.web.routes import provisioning
 
 from .conftest import D200, SERVER
 

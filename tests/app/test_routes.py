@@ -15,7 +15,8 @@ from phoneprov.core.layout import device_token
 from phoneprov.core.reference import parse_reference, parse_xml, resolve_reference
 from phoneprov.secret import load_secret
 from phoneprov.state.db import Lease, State
-from phoneprov.web.app import create_app, provisioning
+from phoneprov.web.app import create_app, create_wsgi
+from phoneprov.web.routes import provisioning
 
 from .conftest import D200, SERVER
 
@@ -282,12 +283,27 @@ def test_fast_path_answers_like_flask(site: Callable[..., Config]) -> None:
         )
 
 
-def test_fast_path_serves_cache_hits_without_flask(open_app: Flask) -> None:
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_one_request_path_behind_the_dispatch_and_in_flask(
+    site: Callable[..., Config], fast_path: bool
+) -> None:
+    app = create_app(site("open"), fast_path=fast_path)
+    service, calls = provisioning(app), []
+    handle = service.handle
+    service.handle = lambda *a: calls.append(a) or handle(*a)  # type: ignore[method-assign]
     url = f"/prov/D200/{D200}/device.xml"
-    body = client(open_app).get(url).data
-    service = provisioning(open_app)
-    service.handle = None  # type: ignore[assignment, method-assign]
-    assert client(open_app).get(url).data == body
+    assert client(app).get(url).status_code == client(app).head(url).status_code == 200
+    assert [c[0] for c in calls] == [f"/prov/D200/{D200}/device.xml"] * 2
+
+
+def test_phones_never_make_the_server_load_flask(open_app: Flask) -> None:
+    wsgi = create_wsgi(provisioning(open_app))
+    statuses: list[str] = []
+    for method in ("GET", "HEAD"):
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": f"/prov/D200/{D200}/device.xml"}
+        wsgi(environ | {"REMOTE_ADDR": "10.0.0.5"}, lambda s, h: statuses.append(s))
+    assert statuses == ["200 OK", "200 OK"]
+    assert wsgi.app.app is None  # type: ignore[attr-defined]  # the lazy Flask app
 
 
 def test_every_fetch_is_logged(site: Callable[..., Config]) -> None:

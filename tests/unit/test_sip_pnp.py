@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -58,11 +59,21 @@ async def settle(responder: PnpResponder) -> None:
     await asyncio.gather(*responder.tasks)
 
 
+async def answered(wire: Wire) -> None:
+    """Until the responder sent its first answer (the policy decides in a worker thread)."""
+    for _ in range(500):
+        if wire.sent:
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("no answer within a second")
+
+
 def test_answers_then_notifies_until_the_phone_says_ok() -> None:
     async def scenario() -> Wire:
         wire = Wire()
         responder = PnpResponder(known_only, ("10.231.0.1", 5060), Timers(0.01), wire.send)
         responder.receive(subscribe(), PHONE)
+        await answered(wire)
         await asyncio.sleep(0.025)  # the NOTIFY is retransmitted meanwhile (T1 = 10 ms)
         notify = wire.requests()[0]
         responder.receive_unicast(ok_for(notify), PHONE)
@@ -83,8 +94,9 @@ def test_a_retransmitted_subscribe_gets_the_same_answer_and_no_second_notify() -
         wire = Wire()
         responder = PnpResponder(known_only, ("10.231.0.1", 5060), Timers(1.0), wire.send)
         responder.receive(subscribe(), PHONE)
-        responder.receive(subscribe(), PHONE)
-        await asyncio.sleep(0)  # the NOTIFY task starts
+        responder.receive(subscribe(), PHONE)  # while the policy decides: absorbed
+        await answered(wire)
+        responder.receive(subscribe(), PHONE)  # after: the same answer again
         responder.receive_unicast(ok_for(wire.requests()[0]), PHONE)
         await settle(responder)
         return wire
@@ -109,6 +121,24 @@ def test_retransmits_and_gives_up_at_timer_f() -> None:
     wire, elapsed = asyncio.run(scenario())
     assert 3 <= len(wire.requests()) <= 7  # 7 on time; a slow loop may skip some
     assert timers.f <= elapsed < timers.f + 1
+
+
+def test_the_policy_runs_off_the_event_loop_thread() -> None:
+    """The policy may write SQLite (enrol, discovered): never on the loop's thread."""
+    threads: list[int] = []
+
+    def policy(phone: PnpSubscribe, ip: str) -> str | None:
+        threads.append(threading.get_ident())
+        return None
+
+    async def scenario() -> None:
+        wire = Wire()
+        responder = PnpResponder(policy, ("10.231.0.1", 5060), Timers(), wire.send)
+        responder.receive(subscribe(), PHONE)
+        await settle(responder)
+
+    asyncio.run(scenario())
+    assert threads and threads[0] != threading.get_ident()
 
 
 @pytest.mark.parametrize(

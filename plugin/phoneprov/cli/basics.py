@@ -21,7 +21,7 @@ def register(group: click.Group) -> None:
 @config_option
 def check(config_file: str | None) -> None:
     """Validate the config, the inventory and the templates; exit 2 naming every problem."""
-    from ..checks import check_installation
+    from ..render import check_installation
 
     summary = check_installation(config_file)
     click.echo(summary)

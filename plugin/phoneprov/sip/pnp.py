@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from ..core.errors import ConfigError, InputError
 from ..core.sipdialog import (
@@ -54,6 +55,9 @@ class PnpResponder:
         self.answered = ResponseCache(timers)
         self.transactions = ClientTransactions(send, timers)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.deciding: set[tuple[str, str, str]] = set()  # keys the policy is deciding on
+        # one thread: the policy's database connection is used by one thread at a time
+        self.decider = ThreadPoolExecutor(1, thread_name_prefix="pnp-policy")
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -76,13 +80,32 @@ class PnpResponder:
         if cached is not None:  # the phone retransmitted: same answer, no second NOTIFY
             self.send(cached, response_address(request, source))
             return
+        if key in self.deciding:  # retransmitted while the policy decides: answered soon
+            return
         phone = read_pnp_subscribe(request)
         if len(self.tasks) >= MAX_PENDING_NOTIFY:
             LOG.warning(
                 "ignored PnP SUBSCRIBE from %s: %d NOTIFYs pending", phone.mac, len(self.tasks)
             )
             return
-        url = self.url_for(phone, source[0])
+        self.deciding.add(key)
+        task = asyncio.create_task(self._answer(request, source, phone, key))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _answer(
+        self, request: Request, source: Address, phone: PnpSubscribe, key: tuple[str, str, str]
+    ) -> None:
+        """Ask the policy in a worker thread (it reads and writes the state database, which
+        must never stall the event loop), then 200 OK and the NOTIFY with the URL."""
+        loop = asyncio.get_running_loop()
+        try:
+            url = await loop.run_in_executor(self.decider, self.url_for, phone, source[0])
+        except ConfigError as e:
+            LOG.error("cannot answer %s at %s: %s", phone.mac, source[0], e)
+            return
+        finally:
+            self.deciding.discard(key)
         if url is None:
             LOG.info(
                 "ignored PnP SUBSCRIBE from %s (%s %s %s): not answered by the policy",
@@ -99,9 +122,7 @@ class PnpResponder:
         self.answered.put(key, ok, self._now())
         self.send(ok, response_address(request, source))
         LOG.info("PnP: %s (%s) at %s gets %s", phone.mac, phone.model, source[0], url)
-        task = asyncio.create_task(self._notify(phone, notify, target))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        await self._notify(phone, notify, target)
 
     async def _notify(self, phone: PnpSubscribe, notify: Request, target: Address) -> None:
         outcome = await self.transactions.request(notify, target)
@@ -124,6 +145,7 @@ class PnpResponder:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.decider.shutdown(wait=True)
 
 
 async def serve_pnp(

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..core.inventory import Device, Inventory
     from ..core.sipdialog import PnpSubscribe
-    from ..state.db import State
     from .background import PnpThread
 
 LOG = logging.getLogger("phoneprov.sip")
@@ -88,7 +87,7 @@ class PnpPolicy:
         from ..core.sipdialog import model_from_pnp
         from ..state.db import Discovered
 
-        model = _enrolled_model(self.state, phone.mac)
+        model = self.state.enrolled_model(phone.mac)  # the hook may have enrolled it since
         now = time.time()
         if model is None and self._auto_enrol(phone):
             known, default = self.config.models, self.config.dhcp.default_type
@@ -136,12 +135,6 @@ def pnp_thread(
         port=port,
         on_exit=policy.state.close,
     )
-
-
-def _enrolled_model(state: State, mac: str) -> str | None:
-    """An enrolled phone's model (the DHCP hook may have enrolled it since we loaded)."""
-    rows = [row for row in state.enrolled() if row["mac"] == mac]
-    return str(rows[0]["type"]) if rows else None
 
 
 def _inventory(config: Config) -> Inventory:

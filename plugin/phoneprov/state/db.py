@@ -132,6 +132,11 @@ class State:
     def enrolled(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM enrolled ORDER BY enrolled_at")]
 
+    def enrolled_model(self, mac: str) -> str | None:
+        """The model of one enrolled phone (one indexed lookup), or None."""
+        row = self.db.execute("SELECT type FROM enrolled WHERE mac=?", (mac,)).fetchone()
+        return None if row is None else str(row[0])
+
     # fetch log -------------------------------------------------------------------
     def log_fetch(self, f: Fetch) -> None:
         self._write(

@@ -1,5 +1,5 @@
-"""What one provisioning GET gets: the decisions, free of Flask (the app and the fast path
-both answer with `Provisioning.handle`).
+"""What one provisioning GET gets, free of Flask: `respond` is the one request path (the
+fast dispatch and the Flask view both call it), `Provisioning.handle` the decision.
 
 Answers: 200 (+ETag) or 304; 404 for a path that is no provisioning URL or a file the
 device does not have; 403 for an unknown MAC and for a refused request alike (same body:
@@ -12,16 +12,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
 
 from ..config import Config
 from ..core.errors import ConfigError, InputError
+from ..core.inventory import Device
 from ..core.layout import ProvRequest, parse_request
 from ..render import Catalog, Rendered
 from ..site import enrolled_records
-from .access import LeaseLookup, RefusalLimiter, decide
+from .access import LeaseLookup, RefusalLimiter, client_ip, decide
 from .fetchlog import FetchLog
 
 log = logging.getLogger("phoneprov.web")
@@ -35,8 +38,20 @@ BODIES = {
     500: b"internal error\n",
 }
 MAX_LOGGED_PATH = 300
+MAX_FIELDS = 32  # query arguments parsed at most
+STATUS_LINES = {
+    200: "200 OK",
+    304: "304 Not Modified",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    429: "429 Too Many Requests",
+    500: "500 Internal Server Error",
+}
 LEASE_GRACE_S = 2.0  # how long a phone may be ahead of the dnsmasq hook recording its lease
 TOKEN_IN_PATH = re.compile(r"^/t/([^/]{0,4})[^/]*/")
+
+
+Headers = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -94,27 +109,9 @@ class Provisioning:
     def close(self) -> None:
         self.fetch_log.close()
 
-    # the fast path: a cached answer or None -------------------------------------------
-    def cached_reply(
-        self, path: str, query_mac: str | None, ip: str, if_none_match: str | None
-    ) -> Reply | None:
-        """The answer when it is a cache hit for an allowed request; None for anything else
-        (the full `handle` then decides, logs and renders). Logs the fetch when it answers."""
-        now = self.clock()
-        if self.limiter.blocked(ip, now):
-            return None
-        self.catalog.refresh()  # before the cache is read: a stale hit must not slip out
-        try:
-            req = parse_request(self.layout, path, query_mac)
-        except InputError:
-            return None
-        hit = self.catalog.cached(req.mac, req.name or "", "" if req.name else req.style)
-        if hit is None or not self._allowed(req, ip, now, wait=False)[0]:
-            return None
-        return self._answer(req, hit, path, query_mac, ip, if_none_match, now)
-
     # everything -----------------------------------------------------------------------
     def handle(self, path: str, query_mac: str | None, ip: str, if_none_match: str | None) -> Reply:
+        """The decision for one GET: limit, parse, access, bytes (cached or rendered)."""
         now = self.clock()
         if self.limiter.blocked(ip, now):
             return self._log(Reply(429, BODIES[429]), path, query_mac, ip, now)
@@ -122,12 +119,11 @@ class Provisioning:
             req = parse_request(self.layout, path, query_mac)
         except InputError as e:
             return self._refuse(404, None, str(e), path, query_mac, ip, now)
-        self.catalog.refresh()
-        allowed, reason = self._allowed(req, ip, now)
-        if not allowed:
-            return self._refuse(403, req.mac, reason, path, query_mac, ip, now)
+        self.catalog.refresh()  # before the cache is read: a stale hit must not slip out
         device = self.catalog.device(req.mac, refreshed=True)
-        assert device is not None  # _allowed refuses unknown MACs
+        allowed, reason = self._allowed(req, device, ip, now)
+        if not allowed or device is None:
+            return self._refuse(403, req.mac, reason, path, query_mac, ip, now)
         try:
             if req.name is None:
                 rendered: Rendered | None = self.catalog.entry(device, req.style)
@@ -143,9 +139,8 @@ class Provisioning:
         return self._answer(req, rendered, path, query_mac, ip, if_none_match, now)
 
     def _allowed(
-        self, req: ProvRequest, ip: str, now: float, wait: bool = True
+        self, req: ProvRequest, device: Device | None, ip: str, now: float
     ) -> tuple[bool, str]:
-        device = self.catalog.device(req.mac, refreshed=True)
         lease_ip = None
         if device is not None and self.mode == "lease" and req.token is None:
             lease_ip = self.leases.ip_of(device.mac, now)
@@ -158,7 +153,6 @@ class Provisioning:
             and lease_ip != ip
             and self.mode == "lease"
             and req.token is None
-            and wait
             and self.lease_grace > 0
             and self.leases.await_lease(device.mac, ip, self.lease_grace)
         ):
@@ -212,6 +206,43 @@ class Provisioning:
         self.fetch_log.add((now, reply.mac, ip, shown, reply.status, len(reply.body)))
         log.debug("fetch status=%d ip=%s mac=%s path=%s", reply.status, ip, reply.mac, shown)
         return reply
+
+
+def respond(service: Provisioning, environ: Mapping[str, Any]) -> tuple[str, Headers, bytes]:
+    """The one request path, for the fast dispatch and the Flask view alike: a GET or HEAD's
+    WSGI environ in; status line, headers and body out."""
+    reply = service.handle(
+        environ.get("PATH_INFO", ""),
+        query_mac(environ.get("QUERY_STRING", "")),
+        client_ip(environ, service.trusted_proxies),
+        environ.get("HTTP_IF_NONE_MATCH"),
+    )
+    body = b"" if environ.get("REQUEST_METHOD") == "HEAD" else reply.body
+    return STATUS_LINES[reply.status], reply_headers(reply), body
+
+
+def query_mac(query: str) -> str | None:
+    """The first `mac` argument of a query string (escapes decoded), or None."""
+    if "%" not in query and "+" not in query:  # the common case, no decoding needed
+        for pair in query.split("&"):
+            name, sep, value = pair.partition("=")
+            if name == "mac" and sep:
+                return value
+        return None
+    for name, value in parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_FIELDS):
+        if name == "mac":
+            return value
+    return None
+
+
+def reply_headers(reply: Reply) -> Headers:
+    """The response headers for a reply."""
+    headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))]
+    if reply.etag is not None:
+        headers += [("ETag", reply.etag), ("Cache-Control", "no-cache")]
+    if reply.status == 304:
+        headers = headers[2:]
+    return headers
 
 
 def _create_state(path: Path) -> None:

@@ -1,31 +1,31 @@
-"""The provisioning blueprint: every GET goes to `Provisioning.handle`, whose URL grammar is
-`core.layout.parse_request` (one source of truth with `phoneprov options`)."""
+"""The provisioning blueprint: every GET/HEAD goes to `endpoint.respond`, the one request path;
+Flask adds only what phones never need (405 for other methods, 413 for bodies)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from .access import client_ip
+from .endpoint import Provisioning, respond
+
+EXTENSION = "phoneprov"
 
 blueprint = Blueprint("provisioning", __name__)
+
+
+def provisioning(app: Flask) -> Provisioning:
+    """The `Provisioning` an app was made with."""
+    service: Provisioning = app.extensions[EXTENSION]
+    return service
 
 
 @blueprint.get("/", defaults={"path": ""})
 @blueprint.get("/<path:path>")
 def provision(path: str) -> Response:
-    from .app import provisioning, reply_headers
-
-    service = provisioning(current_app._get_current_object())  # type: ignore[attr-defined]
-    reply = service.handle(
-        request.path,
-        request.args.get("mac"),
-        client_ip(request.environ, service.trusted_proxies),
-        request.headers.get("If-None-Match"),
-    )
-    response = Response(reply.body, status=reply.status)
+    status, headers, body = respond(provisioning(current_app), request.environ)  # type: ignore[arg-type]
+    response = Response(body, status=status)
     response.headers.clear()
-    for name, value in reply_headers(reply):
+    for name, value in headers:
         response.headers[name] = value
     return response
 

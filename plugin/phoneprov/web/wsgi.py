@@ -15,9 +15,10 @@ import os
 from collections.abc import Callable
 
 from ..config import load_config
-from .app import create_app, create_wsgi, provisioning
+from .app import create_app, create_wsgi
 from .endpoint import Provisioning
 from .launcher import setup_logging
+from .routes import provisioning
 
 log = logging.getLogger("phoneprov.web")
 
