@@ -304,7 +304,7 @@ def _file_stamp(path: str | Path) -> tuple[str, int, int]:
 
 
 def _walk(root: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for directory, _dirs, files in os.walk(root):
         found.extend(Path(directory, f) for f in files)
     return sorted(found)

@@ -22,6 +22,8 @@ from phoneprov.core.reference import parse_reference, parse_xml, resolve_referen
 from phoneprov.state.db import Lease, State
 from sample_data import TWO_PHONES_INVENTORY
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 PHONEPROV = Path(sys.executable).parent / "phoneprov"
 

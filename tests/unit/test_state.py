@@ -60,3 +60,33 @@ def test_rendered_digests_are_replaced_and_at_moves_only_on_change(tmp_path):
         assert st.rendered() == {"00095200000A": "d1", "00095200000C": "d3"}
         at = dict(st.db.execute("SELECT mac, at FROM rendered").fetchall())
         assert at == {"00095200000A": 1.0, "00095200000C": 2.0}
+
+
+DAY = 86400.0
+
+
+def test_retention_keeps_days_and_rows(tmp_path):
+    now = 100 * DAY
+    with State(tmp_path / "s.db") as st:
+        st.log_fetches([(now - 40 * DAY, None, "10.0.0.1", "/old", 404, 10)])
+        st.log_fetches([(now - i, None, "10.0.0.1", f"/{i}", 200, 10) for i in range(5)])
+        st.record_discovered(Discovered("000952000001", "10.0.0.9", None, "oui", 1, now - 31 * DAY))
+        for n in range(2, 6):
+            st.record_discovered(Discovered(f"00095200000{n}", "10.0.0.9", None, "oui", 1, now - n))
+        assert st.prune(keep_days=30, keep_rows=3, now=now) == 1 + 2 + 1 + 1
+        assert [f.path for f in st.fetches()] == ["/4", "/3", "/2"]  # the 3 newest rows
+        assert [d.mac for d in st.discovered()] == [f"00095200000{n}" for n in (2, 3, 4)]
+        assert st.prune(keep_days=30, keep_rows=3, now=now) == 0
+
+
+def test_the_fetch_log_applies_retention(tmp_path):
+    from phoneprov.config import Retention
+    from phoneprov.web.fetchlog import FetchLog
+
+    with State(tmp_path / "s.db") as st:
+        st.log_fetches([(1.0, None, "10.0.0.1", "/ancient", 200, 1)])
+    log = FetchLog(tmp_path / "s.db", Retention(days=30, rows=100))
+    log.add((1e10, None, "10.0.0.2", "/new", 200, 1))
+    log.close()
+    with State(tmp_path / "s.db") as st:
+        assert [f.path for f in st.fetches()] == ["/new"]

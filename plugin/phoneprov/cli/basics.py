@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import BinaryIO
 
 import click
 
@@ -105,7 +106,7 @@ def build(urls: tuple[str, ...]) -> None:
 
 @ref_group.command("parse")
 @click.argument("file", type=click.File("rb"))
-def parse(file: click.utils.LazyFile) -> None:
+def parse(file: BinaryIO) -> None:
     """Print the URLs a reference file lists, one per line (FILE or - for stdin)."""
     data = file.read(reference.MAX_XML_BYTES + 1)
     for listed in reference.parse_reference(data):

@@ -51,8 +51,19 @@ def apply_command(config_file: str | None, resync: bool) -> None:
     if not config.dhcp.ntp:
         click.echo("warning: no NTP server handed out (dhcp.ntp = []): phones need valid time")
     click.echo(f"ok: {result.summary()} ({config.dhcp.hostsdir}, {config.dhcp.optsdir})")
+    _prune(config)
     if resync:
         _resync_changed(config, applied)
+
+
+def _prune(config: Config) -> None:
+    """Retention for fetches and discovered phones, applied with every apply too (the
+    HTTP server prunes hourly; a site without it still keeps its database bounded)."""
+    from ..state.db import open_state
+
+    if config.state.exists():
+        with open_state(config.state) as state:
+            state.prune(config.retention.days, config.retention.rows, time.time())
 
 
 def _resync_changed(config: Config, applied: Applied) -> None:

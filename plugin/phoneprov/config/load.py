@@ -147,7 +147,7 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
     base = path.parent
 
     def file(name: str) -> Path:
-        return base / v[name]
+        return base / str(v[name])
 
     t1 = v["sip.t1"]
     return Config(

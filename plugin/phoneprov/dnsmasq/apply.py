@@ -79,7 +79,7 @@ def applied_settings(config: Config) -> conf.DhcpSettings | None:
     return replace(
         settings,
         server_url=str(saved["server_url"]) if config.server.url == "auto" else settings.server_url,
-        ntp=tuple(saved["ntp"]) if "auto" in config.dhcp.ntp else settings.ntp,  # type: ignore[call-overload]
+        ntp=tuple(saved["ntp"]) if "auto" in config.dhcp.ntp else settings.ntp,
     )
 
 

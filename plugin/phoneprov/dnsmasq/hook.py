@@ -56,8 +56,8 @@ class HookSettings:
         self.mode = str(values["mode"])
         self.state = str(values["state"])
         self.auto_enrol = values["auto_enrol"] is True
-        self.vendor_ouis = list(values["vendor_ouis"])  # type: ignore[call-overload]
-        self.vendor_classes = list(values["vendor_classes"])  # type: ignore[call-overload]
+        self.vendor_ouis: list[str] = values["vendor_ouis"]
+        self.vendor_classes: list[str] = values["vendor_classes"]
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str], out: TextIO | None = None) -> int:

@@ -81,7 +81,7 @@ class DhcpLease:
         }
 
 
-class _MemoryLease(Lease):
+class _MemoryLease(Lease):  # type: ignore[misc]  # pyroute2 has no type hints
     """A lease that is never written or resumed: every exchange starts with DISCOVER."""
 
     def dump(self) -> None:

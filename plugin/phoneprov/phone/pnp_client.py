@@ -128,8 +128,9 @@ def answer(
 ) -> Out:
     """Our response to `request` (from `source`) and where it goes; `extra` headers added
     (`Allow_Events` is written `Allow-Events`)."""
-    response = make_response(request, status, to_tag=to_tag)
-    response = with_header(response, "Server", USER_AGENT)
+    made = with_header(make_response(request, status, to_tag=to_tag), "Server", USER_AGENT)
+    assert isinstance(made, Response)
+    response = made
     headers = (*response.headers, *((k.replace("_", "-"), v) for k, v in extra.items()))
     response = replace(response, reason=REASONS.get(status, response.reason), headers=headers)
     return build_message(response), response_address(request, source)

@@ -154,6 +154,29 @@ class State:
                 rows,
             )
 
+    def prune(self, keep_days: int, keep_rows: int, now: float) -> int:
+        """Retention for the two tables that grow with traffic: fetches and discovered phones
+        older than `keep_days` go, and each keeps at most its `keep_rows` newest rows.
+        Returns the number of rows deleted."""
+        cutoff = now - keep_days * 86400.0
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            deleted = self.db.execute("DELETE FROM fetches WHERE time < ?", (cutoff,)).rowcount
+            deleted += self.db.execute(
+                "DELETE FROM fetches WHERE id <= "
+                "(SELECT id FROM fetches ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (keep_rows,),
+            ).rowcount
+            deleted += self.db.execute(
+                "DELETE FROM discovered WHERE last_seen < ?", (cutoff,)
+            ).rowcount
+            deleted += self.db.execute(
+                "DELETE FROM discovered WHERE mac IN (SELECT mac FROM discovered "
+                "ORDER BY last_seen DESC LIMIT -1 OFFSET ?)",
+                (keep_rows,),
+            ).rowcount
+        return deleted
+
     def fetches(self, mac: str | None = None, limit: int = 100) -> list[Fetch]:
         where, params = ("WHERE mac=?", (mac,)) if mac else ("", ())
         rows = self.db.execute(

@@ -103,7 +103,7 @@ class Provisioning:
             catalog,
             secret=secret,
             leases=LeaseLookup(state_path),
-            fetch_log=FetchLog(state_path),
+            fetch_log=FetchLog(state_path, config.retention),
         )
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..config import Retention
     from ..state.db import State
 
 
@@ -24,6 +25,7 @@ BATCH = 500
 MAX_QUEUED = 4096  # a full queue makes requests wait for the writer: memory stays bounded
 IDLE_S = 0.2
 BACKOFF_S = 0.002
+PRUNE_EVERY_S = 3600.0
 
 
 # one fetch, in `state.Fetch` field order: (time, mac, ip, path, status, bytes); a tuple is
@@ -32,8 +34,10 @@ Row = tuple[float, str | None, str, str, int, int]
 
 
 class FetchLog:
-    def __init__(self, state_path: Path) -> None:
+    def __init__(self, state_path: Path, retention: Retention | None = None) -> None:
         self.state_path = state_path
+        self.retention = retention  # pruned at the first write, then every PRUNE_EVERY_S
+        self._pruned_at = -PRUNE_EVERY_S
         self._queue: queue.SimpleQueue[Row | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -111,3 +115,12 @@ class FetchLog:
             state.log_fetches(batch)
         except sqlite3.Error as e:
             log.error("fetch log: %d entries not written to %s: %s", len(batch), self.state_path, e)
+        now = time.time()
+        if self.retention is not None and now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            try:
+                deleted = state.prune(self.retention.days, self.retention.rows, now)
+            except sqlite3.Error as e:
+                log.error("fetch log: retention not applied to %s: %s", self.state_path, e)
+            else:
+                log.info("retention: %d old fetch/discovered rows deleted", deleted)

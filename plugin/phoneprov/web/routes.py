@@ -22,7 +22,7 @@ def provisioning(app: Flask) -> Provisioning:
 @blueprint.get("/", defaults={"path": ""})
 @blueprint.get("/<path:path>")
 def provision(path: str) -> Response:
-    status, headers, body = respond(provisioning(current_app), request.environ)  # type: ignore[arg-type]
+    status, headers, body = respond(provisioning(current_app), request.environ)
     response = Response(body, status=status)
     response.headers.clear()
     for name, value in headers:

@@ -34,7 +34,7 @@ else:  # Flask for every request: the benchmark's comparison
     application = _flask.wsgi_app
 
 try:
-    import uwsgi  # type: ignore[import-not-found]
+    import uwsgi
 
     _first_worker = uwsgi.worker_id() <= 1
 except ImportError:

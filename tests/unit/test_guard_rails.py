@@ -1,0 +1,51 @@
+"""Rules of the layout that a reviewer should not have to check by eye."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "plugin" / "phoneprov" / "core"
+# I/O and the adapters' libraries: none of them may appear in the pure core, not even inside
+# a function (`time`: the clock comes in as a parameter).
+IO_MODULES = {
+    "asyncio", "fcntl", "flask", "http", "jinja2", "os", "pathlib", "pyroute2", "select",
+    "shutil", "signal", "socket", "sqlite3", "subprocess", "tempfile", "threading", "time",
+    "urllib.request", "werkzeug",
+}  # fmt: skip
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def forbidden(names: set[str]) -> set[str]:
+    return {n for n in names if n in IO_MODULES or n.split(".")[0] in IO_MODULES - {"urllib"}}
+
+
+@pytest.mark.parametrize("module", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+def test_core_imports_no_io(module: Path) -> None:
+    assert not forbidden(imported(module)), f"{module.name} imports I/O modules"
+
+
+def test_the_check_sees_io_imports(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import re\ndef f():\n    import os.path\n    from time import time\n")
+    assert forbidden(imported(sample)) == {"os.path", "time"}
+
+
+@pytest.mark.parametrize(
+    "test_file", sorted((ROOT / "tests" / "e2e").glob("test_*.py")), ids=lambda p: p.name
+)
+def test_every_e2e_module_is_marked(test_file: Path) -> None:
+    assert re.search(r"^pytestmark = \[?[^\]]*pytest\.mark\.e2e", test_file.read_text(), re.M)
