@@ -3,7 +3,15 @@
 from ..core.errors import ConfigError, ConfigErrors
 from .inventory_files import load_inventory
 from .load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
-from .model import Config, DhcpConfig, Retention, SecurityConfig, ServerConfig, SipConfig
+from .model import (
+    Config,
+    DhcpConfig,
+    PhoneConfig,
+    Retention,
+    SecurityConfig,
+    ServerConfig,
+    SipConfig,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -12,6 +20,7 @@ __all__ = [
     "ConfigError",
     "ConfigErrors",
     "DhcpConfig",
+    "PhoneConfig",
     "Retention",
     "SecurityConfig",
     "ServerConfig",

@@ -15,7 +15,15 @@ from typing import Any
 from ..core import dnsmasq_conf
 from ..core.errors import ConfigError, ConfigErrors
 from ..core.layout import Layout
-from .model import Config, DhcpConfig, Retention, SecurityConfig, ServerConfig, SipConfig
+from .model import (
+    Config,
+    DhcpConfig,
+    PhoneConfig,
+    Retention,
+    SecurityConfig,
+    ServerConfig,
+    SipConfig,
+)
 from .schema import CONTROL, SCHEMA, Key
 from .tomlfile import Locator, read_toml
 
@@ -108,10 +116,11 @@ def _cross_check(v: dict[str, Any], at: Locator, errors: list[ConfigError]) -> N
     if v["dhcp.default_type"] not in models:
         message = f"dhcp.default_type {v['dhcp.default_type']!r} is not in models.known"
         errors.append(ConfigError(message, at("default_type", "dhcp")))
-    for model in v["sip.check_sync_events"]:
-        if model not in models:
-            message = f"sip.check_sync_events: model {model!r} is not in models.known"
-            errors.append(ConfigError(message, at(model, "sip.check_sync_events")))
+    for table in ("sip.check_sync_events", "phone.settings_versions"):
+        for model in v[table]:
+            if model not in models:
+                message = f"{table}: model {model!r} is not in models.known"
+                errors.append(ConfigError(message, at(model, table)))
     timer_f = v["sip.timer_f"]
     if timer_f is not None and timer_f < v["sip.t1"]:
         errors.append(
@@ -185,6 +194,11 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
             timer_f=v["sip.timer_f"] if v["sip.timer_f"] is not None else 64 * t1,
             check_sync_event=v["sip.check_sync_event"],
             check_sync_events=v["sip.check_sync_events"],
+            check_sync_url=v["sip.check_sync_url"],
+        ),
+        phone=PhoneConfig(
+            settings_version=v["phone.settings_version"],
+            settings_versions=v["phone.settings_versions"],
         ),
         retention=Retention(days=v["retention.days"], rows=v["retention.rows"]),
         inventory_path=file("paths.inventory"),

@@ -48,9 +48,19 @@ class SipConfig:
     timer_f: float
     check_sync_event: str
     check_sync_events: dict[str, str]  # model -> event
+    check_sync_url: bool  # the NOTIFY body names the URL to fetch (notifySync)
 
     def event_for(self, model: str) -> str:
         return self.check_sync_events.get(model, self.check_sync_event)
+
+
+@dataclass(frozen=True)
+class PhoneConfig:
+    settings_version: str  # the `version` attribute of every settings section
+    settings_versions: dict[str, str]  # model -> version, where a model's firmware differs
+
+    def version_for(self, model: str) -> str:
+        return self.settings_versions.get(model, self.settings_version)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class Config:
     dhcp: DhcpConfig
     security: SecurityConfig
     sip: SipConfig
+    phone: PhoneConfig
     retention: Retention
     inventory_path: Path
     templates: Path

@@ -27,6 +27,7 @@ DEFAULT_CHECK_SYNC = "check-sync;reboot=false"
 MODEL_NAME = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 IFNAMSIZ = 16
 SECONDS = "a number of seconds"
+VERSION = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){2}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Check = Callable[[Any], Any]
@@ -150,6 +151,21 @@ def path(value: str) -> str:
     return value
 
 
+def settings_version(value: str) -> str:
+    if not VERSION.fullmatch(value):
+        raise ValueError(f"must be a settings version like 1.34.0; got {value!r}")
+    return value
+
+
+def version_table(value: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for model, version in value.items():
+        if not isinstance(version, str):
+            raise ValueError(f'{model}: must be text like "1.34.0", not {version!r}')
+        out[model_name(model)] = settings_version(version)
+    return out
+
+
 def event_table(value: dict[str, Any]) -> dict[str, str]:
     out = {}
     for model, event in value.items():
@@ -206,6 +222,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timer_f": Key((int, float), None, "SIP timer F (default 64 x t1)", _seconds, SECONDS),
         "check_sync_event": _text(DEFAULT_CHECK_SYNC, "Event of check-sync", check_sync_event),
         "check_sync_events": Key((dict,), {}, "Event per model", event_table),
+        "check_sync_url": Key((bool,), True, "check-sync NOTIFYs carry the URL to fetch"),
+    },
+    "phone": {
+        "settings_version": _text("1.34.0", "section version attribute", settings_version),
+        "settings_versions": Key((dict,), {}, "section version per model", version_table),
     },
     "paths": {
         "inventory": _text("inventory.toml", "the inventory (TOML or CSV)", path),
