@@ -100,7 +100,7 @@ def server_url(value: str) -> str:
 
 
 def ntp_server(value: str) -> str:
-    return value if value == "auto" else dnsmasq_conf.check_ipv4(value, "NTP server")
+    return value if value == "auto" else dnsmasq_conf.check_ipv4(value)
 
 
 def interface(value: str) -> str:

@@ -58,10 +58,13 @@ class DhcpSettings:
             raise ConfigError(f"dhcp.mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         try:
             check_server_url(self.server_url)
-            for address in self.ntp:
-                check_ipv4(address, "dhcp.ntp entry")
         except InputError as e:
-            raise ConfigError(str(e)) from None
+            raise ConfigError(f"server URL {e}") from None
+        try:
+            for address in self.ntp:
+                check_ipv4(address)
+        except InputError as e:
+            raise ConfigError(f"dhcp.ntp entries {e}") from None
         if self.mode == "vendor" and self.tokens:
             raise ConfigError(
                 "dhcp.mode 'vendor' gives every phone the same options, so it cannot carry "
@@ -128,15 +131,15 @@ def check_server_url(url: str) -> str:
     'http://10.0.0.1:8080'
     """
     if not _SERVER_URL.fullmatch(url):
-        raise InputError(f"server URL must be http(s)://host[:port], no path: {url!r}")
+        raise InputError(f"must be http(s)://host[:port], no path: {url!r}")
     return url
 
 
-def check_ipv4(address: str, what: str = "address") -> str:
+def check_ipv4(address: str) -> str:
     try:
         ipaddress.IPv4Address(address)
     except ValueError:
-        raise InputError(f"{what} must be an IPv4 address: {address!r}") from None
+        raise InputError(f"must be IPv4 addresses: {address!r}") from None
     return address
 
 
