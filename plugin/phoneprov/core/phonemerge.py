@@ -294,3 +294,51 @@ def apply_settings(
     for number, data in enumerate(documents, 1):
         run.apply(data, number)
     return run.result()
+
+
+def replaced_sections(documents: list[bytes], schema: PhoneSchema) -> frozenset[str]:
+    """The sections some document replaces: `patch="false"`, or no `patch` under a root with
+    `patchDefault="false"` (the rule `apply_settings` follows). InputError as there."""
+    out: set[str] = set()
+    for data in documents:
+        root = settings_root(data)
+        default = PATCH_DEFAULT
+        if local_name(root.tag) == ROOT:
+            default = _bool_or(root.get("patchDefault"), PATCH_DEFAULT)
+        for section in sections_of(root, schema):
+            name = local_name(section.tag)
+            if is_section(schema, name) and not _bool_or(section.get("patch"), default):
+                out.add(name)
+    return frozenset(out)
+
+
+def merged_document(documents: list[bytes], schema: PhoneSchema) -> bytes:
+    """One settings document equal in effect to applying `documents` in order, on any base.
+
+    It holds what the documents give (merged, stripped as the phone strips). A section some
+    document replaced comes out `patch="false"` (applying the chain replaces it too, on any
+    base); every other section `patch="true"` (the chain only merges into it), so leaves
+    the chain never names keep their value on the phone.
+
+    >>> from .phoneschema import Node, ValueType
+    >>> schema = PhoneSchema((Node("/update", "section", "V"), Node("/update/check", "leaf",
+    ...     "V", ValueType("bool")), Node("/telephony", "section", "V")))
+    >>> docs = [b'<configuration><update><check>true</check></update></configuration>',
+    ...         b'<configuration patchDefault="false"><telephony/></configuration>']
+    >>> print(merged_document(docs, schema).decode())
+    <?xml version="1.0" encoding="utf-8"?>
+    <configuration>
+      <update patch="true">
+        <check>true</check>
+      </update>
+      <telephony patch="false"/>
+    </configuration>
+    <BLANKLINE>
+    """
+    run = _Merge(schema)
+    for number, data in enumerate(documents, 1):
+        run.apply(data, number)
+    replaced = replaced_sections(documents, schema)
+    for section in run.state:
+        section.set("patch", "false" if section.tag in replaced else "true")
+    return run.result().configuration
