@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,25 @@ def test_the_check_sees_io_imports(tmp_path: Path) -> None:
 )
 def test_every_e2e_module_is_marked(test_file: Path) -> None:
     assert re.search(r"^pytestmark = \[?[^\]]*pytest\.mark\.e2e", test_file.read_text(), re.M)
+
+
+def test_the_appliance_runs_without_the_lab_extra() -> None:
+    """pyroute2 is the `lab` extra: nothing the appliance runs may need it."""
+    probe = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pyroute2':\n"
+        "            raise ImportError('pyroute2 is not installed')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import phoneprov.cli, phoneprov.site, phoneprov.web.app, phoneprov.web.endpoint\n"
+        "import phoneprov.dnsmasq.apply, phoneprov.dnsmasq.hook, phoneprov.sip.policy\n"
+        "import phoneprov.sip.pnp, phoneprov.sip.resync, phoneprov.doctor, phoneprov.render\n"
+        "from click.testing import CliRunner\n"
+        "assert CliRunner().invoke(phoneprov.cli.cli, ['--help']).exit_code == 0\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout == "ok\n", result.stderr
