@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import basics, dnsmasq, doctor, lab, phone, sip, web
+from . import basics, dnsmasq, doctor, lab, phone, settings, sip, web
 from .common import Group
 
 REGISTRARS = [
@@ -18,6 +18,7 @@ REGISTRARS = [
     web.register,
     sip.register,
     phone.register,
+    settings.register,
     lab.register,
     doctor.register,
 ]
