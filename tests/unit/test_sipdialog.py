@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from phoneprov.core.errors import InputError
 from phoneprov.core.sipdialog import (
+    NOTIFY_SYNC_CONTENT_TYPE,
+    NotifySync,
     PnpSubscribe,
+    decode_notify_sync,
+    encode_notify_sync,
     make_branch,
     make_check_sync,
     make_pnp_notify,
@@ -180,6 +188,70 @@ def test_check_sync_notify() -> None:
     assert top_via(notify).host == "10.231.0.1" and top_via(notify).port == 41000
     assert notify.body == b""
     assert parse_message(build_message(notify)) == notify
+
+
+URL = "http://10.231.0.1:8080/prov.py?mac=00095200000E&x=<y>"
+
+
+def test_check_sync_notify_with_the_url() -> None:
+    notify = make_check_sync(
+        target=("10.231.0.2", 5060), local=("10.231.0.1", 41000), event="check-sync",
+        call_id="callid01", from_tag="tag01", branch=make_branch("br01br01"), url=URL,
+    )  # fmt: skip
+    assert notify.header("Content-Type") == NOTIFY_SYNC_CONTENT_TYPE == "application/xml"
+    assert notify.body == (
+        b'<?xml version="1.0" encoding="utf-8"?>\n<notifySync><checkSync>'
+        b"<url>http://10.231.0.1:8080/prov.py?mac=00095200000E&amp;x=&lt;y&gt;</url>"
+        b"<dataAvailable>true</dataAvailable></checkSync></notifySync>"
+    )
+    again = parse_message(build_message(notify))
+    assert again == notify
+    assert decode_notify_sync(again.body) == NotifySync(URL, True)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<notifySync/>", NotifySync()),
+        (b"<notifySync><checkSync/></notifySync>", NotifySync()),
+        (b"<notifySync><checkSync><url> </url></checkSync></notifySync>", NotifySync()),
+        (
+            b"<notifySync><checkSync><dataAvailable>false</dataAvailable></checkSync></notifySync>",
+            NotifySync(None, False),
+        ),
+        (b"<notifySync><checkSync><url> http://h/a </url></checkSync></notifySync>",
+         NotifySync("http://h/a")),
+    ],
+)  # fmt: skip
+def test_decode_notify_sync(body: bytes, expected: NotifySync) -> None:
+    assert decode_notify_sync(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"<sync/>", "is not <notifySync>"),
+        (b"<notifySync><checkSync><dataAvailable>yes</dataAvailable></checkSync></notifySync>",
+         "not true or false"),
+        (b"<notifySync><checkSync><url>http://h/a b</url></checkSync></notifySync>", "ASCII"),
+        (b"<notifySync>", "well-formed"),
+    ],
+)  # fmt: skip
+def test_decode_notify_sync_refuses(body: bytes, needle: str) -> None:
+    with pytest.raises(InputError, match=needle):
+        decode_notify_sync(body)
+
+
+@given(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1), st.booleans())
+def test_notify_sync_round_trip(url: str, available: bool) -> None:
+    sync = NotifySync(url, available)
+    assert decode_notify_sync(encode_notify_sync(sync)) == sync
+
+
+@given(st.binary(max_size=200))
+def test_notify_sync_arbitrary_bytes_give_a_value_or_input_error(data: bytes) -> None:
+    with contextlib.suppress(InputError):
+        assert isinstance(decode_notify_sync(data), NotifySync)
 
 
 @pytest.mark.parametrize("event", ["presence", "check-sync\r\nX: y", ""])

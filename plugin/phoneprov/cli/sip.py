@@ -130,8 +130,11 @@ def check_sync(
     from ..sip.transport import run_service
 
     leases = _leases(config, macs)
+    urls = _entry_urls(config, inventory, list(leases)) if config.sip.check_sync_url else {}
     targets = [
-        Target(mac, leases.get(mac), config.sip.event_for(inventory.devices[mac].type))
+        Target(
+            mac, leases.get(mac), config.sip.event_for(inventory.devices[mac].type), urls.get(mac)
+        )
         for mac in macs
     ]
     timers = timers_from(config.sip.t1, config.sip.timer_f)
@@ -156,6 +159,22 @@ def _inventory(config: Config) -> Inventory:
     from ..site import full_inventory
 
     return full_inventory(config)
+
+
+def _entry_urls(config: Config, inventory: Inventory, macs: list[str]) -> dict[str, str]:
+    """Each device's entry URL, as DHCP hands it out (sip.check_sync_url puts it in the body)."""
+    from ..site import device_token_for, resolve_settings
+
+    settings = resolve_settings(config)
+    return {
+        mac: settings.layout.entry_url(
+            settings.server_url,
+            inventory.devices[mac].type,
+            mac,
+            device_token_for(config, settings, mac),
+        )
+        for mac in macs
+    }
 
 
 def _leases(config: Config, macs: list[str]) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 - PnP: a phone multicasts `SUBSCRIBE` with `Event: ua-profile`; we answer `200 OK` (with a
   To-tag) and send, in that dialog, a `NOTIFY` whose `application/url` body is its URL.
-- check-sync: an out-of-dialog `NOTIFY` with `Event: check-sync` makes a phone re-provision.
+- check-sync: an out-of-dialog `NOTIFY` with `Event: check-sync` makes a phone re-provision;
+  its optional `application/xml` body (`<notifySync>`, DSERIES §4.2) names the URL to fetch.
 
 Tags, branches and Call-IDs are random in real life: they come in as arguments.
 """
@@ -13,8 +14,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lxml import etree
+
 from .errors import InputError
 from .mac import norm_mac
+from .reference import parse_xml
 from .sipmsg import (
     BRANCH_MAGIC,
     DEFAULT_PORT,
@@ -37,6 +41,9 @@ from .sipmsg import (
 PNP_GROUP = "224.0.1.75"  # "SIP" multicast group (RFC 3261 §10.2.6, IANA sip.mcast.net)
 PNP_EVENT = "ua-profile"
 URL_CONTENT_TYPE = "application/url"
+NOTIFY_SYNC_CONTENT_TYPE = "application/xml"
+NOTIFY_SYNC_ROOT = "notifySync"
+XML_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
 DEFAULT_CHECK_SYNC_EVENT = "check-sync;reboot=false"
 MAX_FORWARDS = "70"
 USER_AGENT = "phoneprov"
@@ -175,6 +182,12 @@ def notify_target(subscribe: Request, source: Address) -> tuple[str, Address]:
     return f"sip:{host}:{source[1]}", source
 
 
+def _url(url: str) -> str:
+    if not re.fullmatch(r"[!-~]+", url):
+        raise InputError(f"provisioning URL must be printable ASCII without spaces: {url!r}")
+    return url
+
+
 def _our_via(local: Address, branch: str) -> str:
     return build_via(Via("UDP", local[0], local[1], (("branch", branch), ("rport", None))))
 
@@ -183,8 +196,7 @@ def make_pnp_notify(
     subscribe: Request, *, url: str, to_tag: str, branch: str, local: Address, target_uri: str
 ) -> Request:
     """The in-dialog NOTIFY carrying the URL: same Call-ID, From/To swapped, our To-tag."""
-    if not re.fullmatch(r"[!-~]+", url):
-        raise InputError(f"provisioning URL must be printable ASCII without spaces: {url!r}")
+    _url(url)
     ours = parse_name_addr(subscribe.required("To"))
     ours = NameAddr(ours.uri, "", (("tag", _token("tag", to_tag)),))
     headers = (
@@ -203,10 +215,64 @@ def make_pnp_notify(
     return Request("NOTIFY", target_uri, headers, url.encode("ascii"))
 
 
+@dataclass(frozen=True)
+class NotifySync:
+    """A check-sync NOTIFY's body (`notify_sync.xsd`, DSERIES §4.2); both parts optional.
+    With `url` the phone fetches that URL directly instead of its usual sources."""
+
+    url: str | None = None
+    data_available: bool | None = None
+
+
+def encode_notify_sync(sync: NotifySync) -> bytes:
+    """The `<notifySync>` document (utf-8, one line after the declaration).
+
+    >>> print(encode_notify_sync(NotifySync("http://10.0.0.1/prov.py?mac=00095200000E", True))
+    ...       .decode())
+    <?xml version="1.0" encoding="utf-8"?>
+    <notifySync><checkSync><url>http://10.0.0.1/prov.py?mac=00095200000E</url>\
+<dataAvailable>true</dataAvailable></checkSync></notifySync>
+    """
+    root = etree.Element(NOTIFY_SYNC_ROOT)
+    check = etree.SubElement(root, "checkSync")
+    if sync.url is not None:
+        etree.SubElement(check, "url").text = _url(sync.url)
+    if sync.data_available is not None:
+        etree.SubElement(check, "dataAvailable").text = str(sync.data_available).lower()
+    return XML_DECLARATION + etree.tostring(root, encoding="utf-8")
+
+
+def decode_notify_sync(body: bytes) -> NotifySync:
+    """A `<notifySync>` body as a value; InputError when it is not one.
+
+    >>> decode_notify_sync(encode_notify_sync(NotifySync("http://h/a.xml", False)))
+    NotifySync(url='http://h/a.xml', data_available=False)
+    """
+    root = parse_xml(body)
+    if root.tag != NOTIFY_SYNC_ROOT:
+        raise InputError(f"check-sync body: root <{root.tag}> is not <{NOTIFY_SYNC_ROOT}>")
+    check = root.find("checkSync")
+    if check is None:
+        return NotifySync()
+    url, available = check.findtext("url"), check.findtext("dataAvailable")
+    flag = {"true": True, "false": False}.get((available or "").strip())
+    if available is not None and flag is None:
+        raise InputError(f"check-sync body: dataAvailable {available!r} is not true or false")
+    return NotifySync(_url(url.strip()) if url and url.strip() else None, flag)
+
+
 def make_check_sync(
-    *, target: Address, local: Address, event: str, call_id: str, from_tag: str, branch: str
+    *,
+    target: Address,
+    local: Address,
+    event: str,
+    call_id: str,
+    from_tag: str,
+    branch: str,
+    url: str | None = None,
 ) -> Request:
-    """An out-of-dialog NOTIFY asking the phone at `target` to re-provision."""
+    """An out-of-dialog NOTIFY asking the phone at `target` to re-provision; with `url`, its
+    body is `<notifySync>` naming that URL (`dataAvailable` true), so the phone fetches it."""
     package = parse_event(event).package
     if not package.startswith("check-sync"):
         raise InputError(f"check-sync event must start with 'check-sync': {event!r}")
@@ -224,7 +290,10 @@ def make_check_sync(
         ("Subscription-State", "terminated"),
         ("User-Agent", USER_AGENT),
     )
-    return Request("NOTIFY", uri, headers)
+    if url is None:
+        return Request("NOTIFY", uri, headers)
+    body = encode_notify_sync(NotifySync(url, True))
+    return Request("NOTIFY", uri, (*headers, ("Content-Type", NOTIFY_SYNC_CONTENT_TYPE)), body)
 
 
 def describe(message: Message) -> str:

@@ -1,6 +1,8 @@
 """The phone's check-sync listener: after provisioning, a simulated phone waits on UDP 5060
 for `NOTIFY Event: check-sync` (DESIGN §1.6), answers `200 OK` and reports it, so the caller
-provisions again.
+provisions again. An `application/xml` body `<notifySync><checkSync><url>` (DSERIES §4.2)
+names the URL to fetch instead of the phone's usual one; a body that is not one is answered
+400 (bad XML) or 415 (another content type) and not reported.
 
 `handle_datagram` is the pure part (a datagram in, the event and our answer out); the
 `CheckSyncListener` is the socket around it, bound to the phone's address in its namespace.
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from ..core.errors import InputError
-from ..core.sipdialog import Address
+from ..core.sipdialog import NOTIFY_SYNC_CONTENT_TYPE, Address, NotifySync, decode_notify_sync
 from ..core.sipmsg import DEFAULT_PORT, Event, Request, param, parse_event, parse_message
 from .pnp_client import MAX_DATAGRAM, Out, answer, bind_sip_socket, interface_info
 
@@ -35,6 +37,8 @@ class CheckSync:
     header: str  # the Event header as sent, e.g. `check-sync;reboot=false`
     source: Address
     call_id: str
+    url: str | None = None  # the body's <url>: fetch this instead of the usual URL
+    data_available: bool | None = None  # the body's <dataAvailable>
 
     @property
     def reboot(self) -> bool | None:
@@ -69,8 +73,20 @@ def _request(request: Request, source: Address, to_tag: str) -> tuple[CheckSync 
         return None, answer(request, 400, source, to_tag=to_tag)
     if event.package != CHECK_SYNC:
         return None, answer(request, 489, source, to_tag=to_tag, Allow_Events=CHECK_SYNC)
+    sync = NotifySync()
+    if request.body.strip():
+        kind = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != NOTIFY_SYNC_CONTENT_TYPE:
+            return None, answer(
+                request, 415, source, to_tag=to_tag, Accept=NOTIFY_SYNC_CONTENT_TYPE
+            )
+        try:
+            sync = decode_notify_sync(request.body)
+        except InputError:
+            return None, answer(request, 400, source, to_tag=to_tag)
     ok = answer(request, 200, source, to_tag=to_tag)
-    return CheckSync(event, header or "", source, request.required("Call-ID")), ok
+    call_id = request.required("Call-ID")
+    return CheckSync(event, header or "", source, call_id, sync.url, sync.data_available), ok
 
 
 class CheckSyncListener:

@@ -1,4 +1,5 @@
-"""The check-sync sender: `NOTIFY Event: check-sync` to each phone's leased IP, concurrently.
+"""The check-sync sender: `NOTIFY Event: check-sync` to each phone's leased IP, concurrently;
+with a target's `url` the NOTIFY's body names it (`<notifySync>`), so the phone fetches it.
 
 Glue only: the message comes from `core.sipdialog`, retransmission from `core.siptimers`
 via `transport.ClientTransactions`. A device without a known lease is never sent anything.
@@ -30,6 +31,7 @@ class Target:
     mac: str
     ip: str | None  # the leased IP; None: nothing is sent
     event: str  # the Event header value, e.g. check-sync;reboot=false
+    url: str | None = None  # the device's entry URL for the body; None: no body
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ async def resync(
                 call_id=secrets.token_hex(12),
                 from_tag=secrets.token_hex(6),
                 branch=make_branch(secrets.token_hex(8)),
+                url=target.url,
             )
         except InputError as e:
             raise ConfigError(f"check-sync for {target.mac}: {e}") from None
