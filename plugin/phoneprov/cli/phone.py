@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..phone.simulator import Report
-from .common import echo_json, json_option
+from .common import config_option, echo_json, json_option
 
 
 def register(group: click.Group) -> None:
@@ -21,6 +21,7 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
+@config_option
 @click.option("--mac", help="The phone's MAC (any notation); set on the interface for DHCP.")
 @click.option("--type", "model", default="D200", show_default=True, help="Phone model.")
 @click.option("--serial", help="Serial number, for <SERIAL>/{serial} markers.")
@@ -53,6 +54,7 @@ def register(group: click.Group) -> None:
 )
 @json_option
 def simulate(
+    config_file: str | None,
     mac: str | None,
     model: str,
     serial: str | None,
@@ -74,13 +76,17 @@ def simulate(
 
     With --option66/--option67/--option43 the DHCP step is skipped (an offline run);
     otherwise a real DHCP exchange asks for options 66, 67, 43 and 42. The URL is fetched;
-    reference files are followed by the phone's rules; the files are applied in order and
-    the resulting settings printed. With --wait-check-sync a second round follows a
-    check-sync NOTIFY ("resync"). Exit status 1 names the step that failed.
+    reference files are followed by the phone's rules; the files are applied in order with
+    the phone's merge (as `phoneprov settings apply`, schema shipped + learned beside the
+    config) and the resulting settings printed. Elements the phone's schema does not know are
+    stripped and fail the `apply` step. With --wait-check-sync a second round follows a
+    check-sync NOTIFY ("resync"), from the URL the NOTIFY names, else the same URL, applied
+    onto the settings of the first round. Exit status 1 names the step that failed.
     """
     from ..core.dhcp import parse_hex
     from ..phone.simulator import Options, resync_on_check_sync
     from ..phone.simulator import simulate as run
+    from .settings import phone_schema
 
     device = DeviceInfo(mac, model.upper(), serial)
     manual = None
@@ -97,6 +103,7 @@ def simulate(
         vendor_class=vendor_class,
         dhcp_timeout=timeout,
         requested=_codes(requested),
+        schema=phone_schema(config_file),
     )
     resync = None
     if wait_check_sync > 0 and report.ok:
@@ -144,10 +151,19 @@ def _print(report: Report) -> None:
     )
     for line in report.step_lines():
         click.echo(line)
+    for warning in report.outcome.warnings if report.outcome else ():
+        click.echo(f"  warning: {warning}")
+    if report.identities:
+        click.echo("identities:")
+        for i in report.identities:
+            where = f"{i.registrar}:{i.registrar_port}" if i.registrar_port else i.registrar
+            state = {True: "active", False: "inactive", None: ""}[i.active]
+            click.echo(f"  {i.index}  {i.username or '-'} @ {where or '-'}  {state}".rstrip())
     if report.outcome and report.outcome.settings:
         click.echo("settings:")
         for key, value in report.outcome.settings.items():
-            click.echo(f"  {key} = {value}")
+            shown = "***" if key.lower().endswith("password") and value else value
+            click.echo(f"  {key} = {shown}")
     if report.ok:
         files = len(report.outcome.files) if report.outcome else 0
         click.echo(f"result: provisioned via {report.path}, {files} file(s)")

@@ -2,7 +2,10 @@
 
 Steps as the vendor document orders them: network (DHCP, or options given by hand) → valid
 time (an NTP server must be offered) → the URL (66 + 67 joined, 43 as fallback, markers
-replaced; or SIP PnP) → fetch, following reference files → apply in order.
+replaced; or SIP PnP) → fetch, following reference files → apply in order with the phone's
+merge (`core.phonemerge.apply_settings`, as `phoneprov settings apply`): elements the schema
+does not know are stripped, and a strip fails the `apply` step (the phone would drop them
+silently). The report keeps the resulting configuration and its SIP identities.
 Network I/O happens in the phone's namespace (`phone.netns.call_in_netns`) when one is given.
 """
 
@@ -19,10 +22,14 @@ from ..core.chain import Outcome, provision
 from ..core.dhcp import PHONE_REQUESTS, Option43, decode_option43, phone_url
 from ..core.errors import InputError, PhoneprovError
 from ..core.markers import DeviceInfo, replace_markers
+from ..core.phoneschema import PhoneSchema
+from ..core.phonexml import Identity, read_identities
 
 MAX_BODY = 2 * 1024 * 1024
 HTTP_TIMEOUT = 5.0
 USER_AGENT = "phoneprov-simulator (COMfortel D-series provisioning)"
+SHOWN_STRIPPED = 6  # the apply step names this many stripped paths, then counts the rest
+DROPPED = "the phone drops elements its schema does not know"
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class Report:
     url: str = ""
     outcome: Outcome | None = None
     failed_step: str = ""
+    configuration: bytes = b""  # the phone's settings after the last apply
+    identities: tuple[Identity, ...] = ()  # its SIP accounts, for a later registration
+    schema: PhoneSchema | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +91,12 @@ class Report:
             "url": self.url,
             "steps": self.steps,
             "files": [asdict(s) for s in self.outcome.steps] if self.outcome else [],
+            "configuration": self.configuration.decode("utf-8"),
+            "stripped": list(self.outcome.stripped) if self.outcome else [],
+            "warnings": list(self.outcome.warnings) if self.outcome else [],
+            "identities": [
+                {k: v for k, v in asdict(i).items() if k != "password"} for i in self.identities
+            ],
             "settings": self.outcome.settings if self.outcome else {},
         }
 
@@ -110,11 +126,13 @@ def simulate(
     vendor_class: str | None = None,
     dhcp_timeout: float = 5.0,
     requested: tuple[int, ...] = PHONE_REQUESTS,
+    schema: PhoneSchema | None = None,
 ) -> Report:
     """Run the phone's algorithm; `options` given by hand skip DHCP; `pnp` finds the URL by
     SIP PnP (a callable returning the URL from the NOTIFY, or None); `requested` is the
-    DHCP parameter request list (a phone that leaves out 66/67 gets only 43 from dnsmasq)."""
-    report = Report(device)
+    DHCP parameter request list (a phone that leaves out 66/67 gets only 43 from dnsmasq);
+    `schema`: the phone's settings schema (default: the shipped one)."""
+    report = Report(device, schema=schema)
     if options is None:
         options = _dhcp(report, device, netns, iface, vendor_class, dhcp_timeout, requested)
         if options is None:
@@ -139,12 +157,18 @@ def simulate(
     return report
 
 
-def reprovision(report: Report, netns: str | None, *, trigger: str, detail: str) -> Report:
-    """Provision again from the URL `report` found, as a trigger (check-sync) makes the phone
-    do: same URL, no new DHCP or PnP. A new report whose first step is the trigger."""
-    again = Report(report.device, path=report.path, url=report.url)
+def reprovision(
+    report: Report, netns: str | None, *, trigger: str, detail: str, url: str | None = None
+) -> Report:
+    """Provision again, as a trigger (check-sync) makes the phone do: no new DHCP or PnP;
+    from `url` when the trigger named one (path "check-sync"), else from the URL `report`
+    found. The files are applied onto the settings `report` ended with. A new report whose
+    first step is the trigger."""
+    again = Report(report.device, path=report.path, url=report.url, schema=report.schema)
+    if url:
+        again.path, again.url = "check-sync", replace_markers(url, report.device)
     again.step(trigger, True, detail)
-    _fetch_and_apply(again, netns)
+    _fetch_and_apply(again, netns, base=report.configuration or None)
     return again
 
 
@@ -173,27 +197,51 @@ def resync_on_check_sync(
         again.step("check-sync", False, f"no check-sync NOTIFY within {timeout:g} s")
         return again
     detail = f"NOTIFY Event: {got.header} from {got.source[0]}:{got.source[1]}, answered 200"
-    return reprovision(report, netns, trigger="check-sync", detail=detail)
+    if got.url:
+        detail += f"; its body names {got.url}: fetching that (not {report.url})"
+    else:
+        detail += f"; no URL in it: fetching {report.url} again"
+    return reprovision(report, netns, trigger="check-sync", detail=detail, url=got.url)
 
 
-def _fetch_and_apply(report: Report, netns: str | None) -> None:
+def _fetch_and_apply(report: Report, netns: str | None, base: bytes | None = None) -> None:
+    from ..settings_schema import shipped_schema
+
     fetch = http_get if netns is None else _in_netns(netns)
-    report.outcome = provision(report.url, fetch, report.device)
-    for s in report.outcome.steps:
+    if report.schema is None:
+        report.schema = shipped_schema()
+    outcome = report.outcome = provision(report.url, fetch, report.device, report.schema, base=base)
+    for s in outcome.steps:
         report.step(
             "fetch",
             s.kind != "failed",
             f"{s.status} {s.size:>6} B {s.kind:<9} {s.url}" + (f" ({s.note})" if s.note else ""),
         )
-    if not report.outcome.ok:
-        report.step("apply", False, report.outcome.error)
+    if not outcome.ok:
+        report.step("apply", False, outcome.error)
+        return
+    report.configuration = outcome.configuration
+    try:
+        report.identities = read_identities(outcome.configuration)
+    except InputError as e:
+        report.step("apply", False, f"the resulting configuration: {e}")
+        return
+    if outcome.stripped:
+        report.step("apply", False, f"stripped: {_stripped(outcome)} ({DROPPED})")
         return
     report.step(
         "apply",
         True,
-        f"{len(report.outcome.files)} settings file(s) applied in order, "
-        f"{len(report.outcome.settings)} settings",
+        f"{len(outcome.files)} settings file(s) applied in order, "
+        f"{len(outcome.settings)} settings, {len(report.identities)} identities",
     )
+
+
+def _stripped(outcome: Outcome) -> str:
+    """`/x/y (file.xml), ...` for the first SHOWN_STRIPPED paths, then how many more."""
+    named = [f"{x} ({s.url.rsplit('/', 1)[-1]})" for s in outcome.files for x in s.stripped]
+    more = len(named) - SHOWN_STRIPPED
+    return ", ".join(named[:SHOWN_STRIPPED]) + (f" and {more} more" if more > 0 else "")
 
 
 def _dhcp(
