@@ -7,9 +7,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phoneprov.cli import cli
 from phoneprov.config import load_config
 from phoneprov.core.phonemerge import apply_settings, merged_document, replaced_sections
 from phoneprov.core.phoneschema import SHIPPED_RESOURCE, Node, parse_schema
@@ -93,6 +95,17 @@ def example_chains() -> list[tuple[str, list[bytes]]]:
             bodies.append(rendered.body)
         chains.append((device.mac, bodies))
     return chains
+
+
+def test_render_merged_prints_it(tmp_path: Path) -> None:
+    mac, chain = example_chains()[0]
+    args = ["render", "-c", str(EXAMPLE), mac, "--server-url", "http://192.0.2.1:8080"]
+    result = CliRunner().invoke(cli, [*args, "--merged"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == merged_document(chain, SCHEMA)
+    assert b"referencedSettings" not in result.stdout_bytes
+    result = CliRunner().invoke(cli, [*args, "--merged", "--list"])
+    assert result.exit_code == 2 and "give one of --file, --list, --merged" in result.stderr
 
 
 def test_merged_equals_the_chain_for_every_example_device() -> None:

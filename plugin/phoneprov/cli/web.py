@@ -5,9 +5,13 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from ..core.inventory import Device
+    from ..render import Catalog
 from .common import Failed, config_option, echo_json, echo_table, json_option
 
 server_url_option = click.option(
@@ -88,6 +92,11 @@ def serve(
 @click.option("--file", "name", metavar="NAME", help="One listed file (default: the entry).")
 @click.option("--list", "list_names", is_flag=True, help="Print the names of the files.")
 @click.option(
+    "--merged",
+    is_flag=True,
+    help="One settings document equal in effect to all the files, for backup & restore.",
+)
+@click.option(
     "--style", type=click.Choice(["query", "path"]), help="Entry style [default: config]."
 )
 @server_url_option
@@ -96,13 +105,16 @@ def render(
     mac: str,
     name: str | None,
     list_names: bool,
+    merged: bool,
     style: str | None,
     server_url: str | None,
 ) -> None:
     """Print the exact bytes the phone with MAC gets: its entry (reference file) or --file NAME.
 
-    A settings file printed with --file can be uploaded on the phone's backup & restore
-    page (which takes no reference files).
+    --merged prints one settings document equal in effect to the device's whole chain, on a
+    phone with any settings: the file to upload on the phone's backup & restore page (which
+    takes no reference files). Sections a file replaces come out patch="false", the others
+    patch="true"; what the phone's schema does not know is left out and named on stderr.
     """
     from ..config import load_config
     from ..render import Catalog
@@ -113,9 +125,15 @@ def render(
     device = catalog.inventory.device(mac)
     if device is None:
         raise Failed(f"{mac} is not in the inventory")
+    if sum((name is not None, list_names, merged)) > 1:
+        raise Failed("give one of --file, --list, --merged")
     if list_names:
         for listed in catalog.names(device):
             click.echo(listed)
+        return
+    if merged:
+        sys.stdout.buffer.write(_merged(config_file, catalog, device))
+        sys.stdout.buffer.flush()
         return
     if name is None:
         rendered = catalog.entry(device, style or config.server.layout.style)
@@ -127,6 +145,28 @@ def render(
         rendered = found
     sys.stdout.buffer.write(rendered.body)
     sys.stdout.buffer.flush()
+
+
+def _merged(config_file: str | None, catalog: Catalog, device: Device) -> bytes:
+    """The device's files as one settings document (`merged_document`); a file the phone
+    could not apply fails naming it, a stripped element is named on stderr."""
+    from ..core.errors import InputError
+    from ..core.phonemerge import apply_settings, merged_document
+    from .settings import DROPPED, phone_schema
+
+    schema = phone_schema(config_file)
+    documents = []
+    for listed in catalog.names(device):
+        found = catalog.file(device, listed)
+        assert found is not None  # a listed name
+        try:
+            stripped = apply_settings([found.body], schema).stripped
+        except InputError as e:
+            raise Failed(f"{device.mac} {listed}: {e}") from None
+        for xpath in stripped:
+            click.echo(f"{listed}: stripped {xpath}: {DROPPED}", err=True)
+        documents.append(found.body)
+    return merged_document(documents, schema)
 
 
 @click.command()
