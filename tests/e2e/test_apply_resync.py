@@ -39,11 +39,10 @@ T1 = 0.05  # timer F = 3.2 s
 def write_inventory(site: Path, phone_name: str) -> None:
     (site / "inventory.toml").write_text(
         '[profiles.default]\ntemplates = ["office.xml"]\n'
-        '[profiles.default.vars]\nsip_registrar = "10.231.61.1"\n'
-        'timezone = "Europe/Berlin"\nlanguage = "de"\n'
         + "".join(
             f'[[devices]]\nmac = "{mac}"\ntype = "D200"\nprofile = "default"\n'
-            f'[devices.vars]\ndisplay_name = "{name}"\nsip_user = "{user}"\nsip_password = "pw"\n'
+            f'[[devices.lines]]\nusername = "{user}"\npassword = "pw"\n'
+            f'display_name = "{name}"\nregistrar = "{APPLIANCE_IP}"\n'
             for mac, name, user in ((PHONE_MAC, phone_name, "201"), (IDLE_MAC, "Idle", "202"))
         )
     )
@@ -119,6 +118,11 @@ def test_apply_resync_notifies_the_changed_phone_only(
     assert (status, lines) == (0, [f"{PHONE_MAC} {PHONE_IP} accepted (200 OK)"])
     log = (tmp_path / "checksync_answer.xml.log").read_text()
     assert "EVENT=check-sync;reboot=false" in log
+    # sip.check_sync_url (default on): the body names the entry URL DHCP hands out
+    notify = (tmp_path / "checksync_answer.xml.msg").read_text()
+    assert "Content-Type: application/xml" in notify
+    url = f"http://{APPLIANCE_IP}:8080/prov.py?mac={PHONE_MAC}"
+    assert f"<notifySync><checkSync><url>{url}</url><dataAvailable>true</dataAvailable>" in notify
 
     sipp = start_phone(the_lab, phone, "checksync_silent.xml", tmp_path)
     try:

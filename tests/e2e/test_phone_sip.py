@@ -26,7 +26,7 @@ from phoneprov.core.sipmsg import Request, parse_message, top_via
 from phoneprov.lab import Host, Lab, call_in_netns
 from phoneprov.phone.check_sync import CheckSyncListener
 from phoneprov.phone.pnp_client import discover, discover_url
-from phoneprov.phone.simulator import Options, resync_on_check_sync, simulate
+from phoneprov.phone.simulator import Options, Report, resync_on_check_sync, simulate
 
 pytestmark = pytest.mark.e2e
 
@@ -171,8 +171,8 @@ def test_pnp_no_answer_is_none_within_timeout(lab: Lab, hosts) -> None:
     assert read_pnp_subscribe(subscribe).mac == "00095200000E"
 
 
-def _uac(lab: Lab, appliance: Host, scenario: str, logs: Path, event: str) -> None:
-    argv = _sipp_argv(scenario, logs, "-i", APPLIANCE_IP, "-key", "event", event)
+def _uac(lab: Lab, appliance: Host, scenario: str, logs: Path, event: str, *keys: str) -> None:
+    argv = _sipp_argv(scenario, logs, "-i", APPLIANCE_IP, "-key", "event", event, *keys)
     argv.append(f"{PHONE_IP}:5060")
     result = lab.run(appliance, argv, timeout=SIPP_TIMEOUT + 5, check=False)
     assert result.returncode == 0, _sipp_failed(logs, scenario, result.returncode)
@@ -206,12 +206,16 @@ def test_check_sync_timeout_is_none(lab: Lab, hosts) -> None:
         assert 0.29 < time.monotonic() - started < 1.0
 
 
-SETTINGS = "<settings><account id='1'><user>{user}</user></account></settings>"
+SETTINGS = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<configuration><identities version="1.34.0" '
+    'patch="true"><identity><active>true</active><username>{user}</username></identity>'
+    "</identities></configuration>"
+)
+WEB = f"http://{APPLIANCE_IP}:8080"
 
 
-def test_simulator_resyncs_on_check_sync(lab: Lab, hosts, tmp_path: Path) -> None:
-    """Provision from a web server, change the device's file, check-sync: the second round
-    fetches the same URL again and applies the new value."""
+def _provisioned(lab: Lab, hosts, tmp_path: Path) -> tuple[Path, Report]:
+    """A web server on the appliance serving `www/`, and a first provisioning from it."""
     appliance, phone = hosts
     docroot = tmp_path / "www"
     docroot.mkdir()
@@ -223,12 +227,15 @@ def test_simulator_resyncs_on_check_sync(lab: Lab, hosts, tmp_path: Path) -> Non
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     _wait_listening(lab, appliance, "t", 8080, web)
-    options = Options(f"http://{APPLIANCE_IP}:8080", "<MACADR>.xml", None, (APPLIANCE_IP,))
+    options = Options(WEB, "<MACADR>.xml", None, (APPLIANCE_IP,))
     first = simulate(DEVICE, options=options, netns=phone.netns)
     assert first.ok, first.steps
-    assert first.outcome is not None and first.outcome.settings == {"account[1]/user": "201"}
+    assert [(i.index, i.username, i.active) for i in first.identities] == [(1, "201", True)]
+    return docroot, first
 
-    (docroot / "00095200000E.xml").write_text(SETTINGS.format(user="202"))
+
+def _resync(lab: Lab, hosts, first: Report, tmp_path: Path, scenario: str, *keys: str) -> Report:
+    appliance, phone = hosts
     bound = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
         second = pool.submit(
@@ -236,9 +243,30 @@ def test_simulator_resyncs_on_check_sync(lab: Lab, hosts, tmp_path: Path) -> Non
             listening=lambda _address: bound.set(),
         )  # fmt: skip
         assert bound.wait(5.0)
-        _uac(lab, appliance, "check_sync_uac.xml", tmp_path, "check-sync")
+        _uac(lab, appliance, scenario, tmp_path, "check-sync", *keys)
         again = second.result(timeout=SIPP_TIMEOUT)
     assert again.ok, again.steps
     assert [s["step"] for s in again.steps] == ["check-sync", "fetch", "apply"]
-    assert again.url == first.url == f"http://{APPLIANCE_IP}:8080/00095200000E.xml"
-    assert again.outcome is not None and again.outcome.settings == {"account[1]/user": "202"}
+    return again
+
+
+def test_simulator_resyncs_on_check_sync(lab: Lab, hosts, tmp_path: Path) -> None:
+    """Provision from a web server, change the device's file, check-sync: the second round
+    fetches the same URL again and applies the new value."""
+    docroot, first = _provisioned(lab, hosts, tmp_path)
+    (docroot / "00095200000E.xml").write_text(SETTINGS.format(user="202"))
+    again = _resync(lab, hosts, first, tmp_path, "check_sync_uac.xml")
+    assert "no URL in it" in again.steps[0]["detail"]
+    assert again.url == first.url == f"{WEB}/00095200000E.xml"
+    assert [i.username for i in again.identities] == ["202"]
+
+
+def test_simulator_fetches_the_url_check_sync_names(lab: Lab, hosts, tmp_path: Path) -> None:
+    """A check-sync whose notifySync body names a URL: the phone fetches that one directly."""
+    docroot, first = _provisioned(lab, hosts, tmp_path)
+    (docroot / "other.xml").write_text(SETTINGS.format(user="203"))
+    url = f"{WEB}/other.xml"
+    again = _resync(lab, hosts, first, tmp_path, "check_sync_url_uac.xml", "-key", "url", url)
+    assert f"its body names {url}" in again.steps[0]["detail"]
+    assert (again.path, again.url) == ("check-sync", url)
+    assert [i.username for i in again.identities] == ["203"]
