@@ -17,16 +17,15 @@ import os
 import re
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from phoneprov.core.errors import InputError, PhoneprovError
+from phoneprov.core.errors import InputError
 
-from .netns import netns_argv, stop_process
+from ..phone.process import LineProcess, ProcessError, in_netns
 
 BINARY = "kamailio"
 SIP_PORT = 5060
@@ -95,7 +94,7 @@ request_route {{
 """
 
 
-class RegistrarError(PhoneprovError):
+class RegistrarError(ProcessError):
     """kamailio refused its configuration, did not start, died, or did not answer."""
 
 
@@ -172,13 +171,17 @@ def parse_ul_dump(result: Mapping[str, Any]) -> list[Binding]:
     return found
 
 
-class Registrar:
+class Registrar(LineProcess):
     """One kamailio: `with Registrar(workdir, ns, "10.231.0.1", "lab.test", subs) as reg:`.
 
     `domain` (default: the listen address) is the realm and the only domain accepted in
     To. The work directory keeps the config, tables, pid file, runtime dir, the sockets and
-    `kamailio.log` (everything kamailio printed), which stays for the caller to read.
+    `kamailio.log` (everything kamailio printed, also in `lines`), which stays for the
+    caller to read.
     """
+
+    name = "kamailio"
+    error = RegistrarError
 
     def __init__(
         self,
@@ -200,7 +203,7 @@ class Registrar:
             raise InputError(f"not a SIP domain: {domain!r}")
         if not 0 < port < 65536:
             raise InputError(f"not a port: {port}")
-        self.netns = netns
+        super().__init__(netns)
         self.port = port
         self.binary = binary
         self.subscribers = check_subscribers(subscribers)
@@ -211,11 +214,6 @@ class Registrar:
         self.log_path = self.workdir / LOG_NAME
         self.pidfile = self.workdir / PID_NAME
         self.rpc_socket = self.workdir / RPC_NAME
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._lines: list[str] = []
-        self._changed = threading.Condition()
-        self._eof = False
 
     # files
 
@@ -245,7 +243,7 @@ class Registrar:
         argv = [self.binary, "-c", "-f", str(self.config_path)]
         try:
             done = subprocess.run(
-                self._argv(argv),
+                in_netns(self.netns, argv),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -257,9 +255,6 @@ class Registrar:
         if done.returncode != 0:
             log = (done.stdout + done.stderr).strip()
             raise RegistrarError(f"kamailio refuses {self.config_path}:\n{log}")
-
-    def _argv(self, argv: list[str]) -> list[str]:
-        return netns_argv(self.netns, argv) if self.netns else argv
 
     # lifecycle
 
@@ -278,27 +273,10 @@ class Registrar:
 
     def start(self, timeout: float = START_TIMEOUT) -> Registrar:
         """Write and check the files, start, wait for the ready line and an RPC answer."""
-        if self._proc is not None:
-            raise RegistrarError("kamailio already started")
+        self._unstarted()
         self.write_files()
         self.rpc_socket.unlink(missing_ok=True)
-        log = self.log_path.open("w", encoding="utf-8")
-        try:
-            self._proc = subprocess.Popen(
-                self._argv(self.argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
-            log.close()
-            raise RegistrarError(f"cannot start {self.binary}: {exc}") from exc
-        self._reader = threading.Thread(
-            target=self._read, args=(log,), name=f"kamailio-{self._proc.pid}"
-        )
-        self._reader.start()
+        self.spawn(self.argv, log=self.log_path)
         deadline = time.monotonic() + timeout
         try:
             self.wait_for_line(re.escape(READY_MARK), timeout)
@@ -310,30 +288,9 @@ class Registrar:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM by PID (its children follow), SIGKILL after `timeout`; reap, join."""
-        code = None
-        if self._proc is not None:
-            code = stop_process(self._proc, timeout)
-        if self._reader is not None:
-            self._reader.join(timeout)
-            self._reader = None
-        return code
+        return self.halt(timeout)
 
     # state
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise RegistrarError("kamailio not started")
-        return self._proc.pid
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def lines(self) -> list[str]:
-        """A copy of every line kamailio printed so far (also in `log_path`)."""
-        with self._changed:
-            return list(self._lines)
 
     def aor(self, username: str) -> str:
         """The address of record as kamailio keys it: `user@domain`."""
@@ -387,36 +344,4 @@ class Registrar:
                 if not waiting or left <= 0 or not self.alive():
                     tail = "\n".join(self.lines[-15:])
                     raise RegistrarError(f"kamailio did not come up: {exc}\n{tail}") from exc
-            with self._changed:  # wakes early if kamailio prints (or dies)
-                self._changed.wait(RPC_RETRY)
-
-    def wait_for_line(self, pattern: str | re.Pattern[str], timeout: float = 5.0) -> str:
-        """The first output line (so far or to come) that matches `pattern` (re.search)."""
-        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._changed:
-            while True:
-                for line in self._lines[seen:]:
-                    if rx.search(line):
-                        return line
-                seen = len(self._lines)
-                left = deadline - time.monotonic()
-                if self._eof or left <= 0:
-                    why = "exited" if self._eof else f"did not log it within {timeout} s"
-                    tail = "\n".join(self._lines[-15:])
-                    raise RegistrarError(f"kamailio {why} (waiting for {rx.pattern!r}):\n{tail}")
-                self._changed.wait(left)
-
-    def _read(self, log: TextIO) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        with log:
-            for line in self._proc.stdout:
-                log.write(line)
-                log.flush()
-                with self._changed:
-                    self._lines.append(line.rstrip("\n"))
-                    self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
+            self.pause(RPC_RETRY)  # wakes early if kamailio prints (or dies)

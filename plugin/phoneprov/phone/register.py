@@ -10,23 +10,20 @@ unregisters (REGISTER with expires 0) before it exits, so it leaves no binding b
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
 import shutil
-import subprocess
 import tempfile
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
-from ..core.errors import InputError, PhoneprovError
+from ..core.errors import InputError
 from .netns import call_in_netns
 from .pnp_client import interface_info
+from .process import LineProcess, ProcessError
 
 BINARY = "baresip"
 MODULE_PATH = "/usr/lib/baresip/modules"  # Debian's baresip-core
@@ -55,7 +52,7 @@ _HINTS = {
 }
 
 
-class RegisterError(PhoneprovError):
+class RegisterError(ProcessError):
     """baresip is missing, could not start, or died before it reported every account."""
 
 
@@ -182,8 +179,32 @@ def parse_outcome(line: str) -> Outcome | None:
     return Outcome(match["user"], match["host"], int(coded["code"]), status, coded["server"] or "")
 
 
-class Baresip:
-    """One baresip for a phone's identities: `start()`, `wait(timeout)` → results, `stop()`."""
+class UaPlace(TypedDict, total=False):
+    """Where baresip runs in the phone: `iface`'s address (unless `local_ip`), `local_port`."""
+
+    iface: str
+    local_ip: str | None
+    local_port: int
+
+
+def outcomes(lines: Iterable[str]) -> dict[tuple[str, str], Outcome]:
+    """The first final REGISTER outcome per account (`Outcome.key`) in baresip's output."""
+    found: dict[tuple[str, str], Outcome] = {}
+    for line in lines:
+        outcome = parse_outcome(line)
+        if outcome is not None:
+            found.setdefault(outcome.key, outcome)  # the first final answer counts
+    return found
+
+
+class Baresip(LineProcess):
+    """One baresip for a phone's identities: `start()`, `wait(timeout)` → results, `stop()`.
+
+    `lines` is everything it printed so far, colour codes removed.
+    """
+
+    name = "baresip"
+    error = RegisterError
 
     def __init__(
         self,
@@ -195,7 +216,7 @@ class Baresip:
         local_port: int = SIP_PORT,
         binary: str = BINARY,
     ) -> None:
-        self.netns = netns
+        super().__init__(netns)
         self.identities = [i for i in identities if i.active]
         keys: set[tuple[str, str]] = set()
         for identity in self.identities:
@@ -209,11 +230,6 @@ class Baresip:
         self.local_port = local_port
         self.binary = binary
         self.confdir: Path | None = None
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._lines: list[str] = []
-        self._changed = threading.Condition()
-        self._eof = False
 
     def __enter__(self) -> Baresip:
         return self.start()
@@ -223,8 +239,7 @@ class Baresip:
 
     def start(self) -> Baresip:
         """Write the throwaway config dir and start baresip in the namespace."""
-        if self._proc is not None:
-            raise RegisterError("baresip already started")
+        self._unstarted()
         if self.local_ip is None:
             self.local_ip = call_in_netns(self.netns, interface_info, self.iface)[0]
         try:
@@ -237,41 +252,24 @@ class Baresip:
         accounts = self.confdir / "accounts"
         accounts.touch(mode=0o600)  # carries passwords
         accounts.write_text(lines)
-        argv = [self.binary, "-f", str(self.confdir)]
-        if self.netns:
-            argv = ["ip", "netns", "exec", self.netns, *argv]  # execs: the PID is baresip's
         try:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
+            self.spawn([self.binary, "-f", str(self.confdir)])
+        except RegisterError:
             self.stop()
-            raise RegisterError(f"cannot start {self.binary}: {exc}") from exc
-        self._reader = threading.Thread(target=self._read, name=f"baresip-{self._proc.pid}")
-        self._reader.start()
+            raise
         return self
 
     def wait(self, timeout: float = REGISTER_TIMEOUT) -> list[RegisterResult]:
         """Each active identity's outcome (input order); "timeout" for those without one."""
-        deadline = time.monotonic() + timeout
         wanted = {(i.username, i.host.lower()) for i in self.identities}
-        with self._changed:
-            while True:
-                found = self._outcomes()
-                if wanted <= found.keys():
-                    break
-                left = deadline - time.monotonic()
-                if self._eof:
-                    tail = "\n".join(self._lines[-15:])
-                    raise RegisterError(f"baresip exited before every account registered:\n{tail}")
-                if left <= 0:
-                    break
-                self._changed.wait(left)
+
+        def complete(lines: list[str]) -> dict[tuple[str, str], Outcome] | None:
+            found = outcomes(lines)
+            return found if wanted <= found.keys() else None
+
+        found = self.wait_for(complete, timeout, "before every account registered")
+        if found is None:  # timed out: what came so far
+            found = outcomes(self.lines)
         results = []
         for identity in self.identities:
             outcome = found.get((identity.username, identity.host.lower()))
@@ -283,72 +281,19 @@ class Baresip:
             results.append(RegisterResult(identity.index, identity.aor, False, "timeout", detail))
         return results
 
-    def _outcomes(self) -> dict[tuple[str, str], Outcome]:
-        found: dict[tuple[str, str], Outcome] = {}
-        for line in self._lines:
-            outcome = parse_outcome(line)
-            if outcome is not None:
-                found.setdefault(outcome.key, outcome)  # the first final answer counts
-        return found
-
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM by PID (baresip unregisters), again after `timeout`, then SIGKILL; remove
         the config. A REGISTER still unanswered would hold baresip ~32 s: then wait briefly."""
-        code = None
-        if self._proc is not None:
-            with self._changed:
-                pending = len(self._outcomes()) < len(self.identities)
-            code = _stop_process(self._proc, min(timeout, PENDING_GRACE) if pending else timeout)
-        if self._reader is not None:
-            self._reader.join(timeout)
-            self._reader = None
+        pending = len(outcomes(self.lines)) < len(self.identities)
+        grace = min(timeout, PENDING_GRACE) if pending else timeout
+        code = self.halt(grace, KILL_AFTER, join=timeout)  # the second SIGTERM: it exits at once
         if self.confdir is not None:
             shutil.rmtree(self.confdir, ignore_errors=True)
             self.confdir = None
         return code
 
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise RegisterError("baresip not started")
-        return self._proc.pid
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def lines(self) -> list[str]:
-        """A copy of everything baresip printed so far (colour codes removed)."""
-        with self._changed:
-            return list(self._lines)
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            with self._changed:
-                self._lines.append(_ANSI.sub("", line).rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
-
-
-def _stop_process(proc: subprocess.Popen[Any], timeout: float) -> int:
-    """Stop one process we started, by its PID: SIGTERM (baresip unregisters), a second
-    SIGTERM after `timeout` (baresip exits at once; a pending REGISTER kept it waiting),
-    SIGKILL as a last resort; reap it and close its pipe."""
-    for wait in (timeout, KILL_AFTER):
-        if proc.poll() is not None:
-            break
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(wait)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-    return proc.returncode
+    def _clean(self, line: str) -> str:
+        return _ANSI.sub("", line)
 
 
 @contextmanager
@@ -356,13 +301,10 @@ def registered(
     netns: str | None,
     identities: Sequence[SipIdentity],
     timeout: float = REGISTER_TIMEOUT,
-    *,
-    iface: str = LAN_IF,
-    local_ip: str | None = None,
-    local_port: int = SIP_PORT,
+    **place: Unpack[UaPlace],
 ) -> Iterator[list[RegisterResult]]:
     """The results while baresip stays up (registered, refreshing); unregisters on exit."""
-    ua = Baresip(netns, identities, iface=iface, local_ip=local_ip, local_port=local_port)
+    ua = Baresip(netns, identities, **place)
     if not ua.identities:
         yield []
         return
@@ -377,17 +319,12 @@ def register_identities(
     netns: str | None,
     identities: Sequence[SipIdentity],
     timeout: float = REGISTER_TIMEOUT,
-    *,
-    iface: str = LAN_IF,
-    local_ip: str | None = None,
-    local_port: int = SIP_PORT,
+    **place: Unpack[UaPlace],
 ) -> list[RegisterResult]:
     """Register every active identity once from the phone's address; results in input order.
 
     Inactive identities get no result. The address is `iface`'s in `netns` unless `local_ip`
     is given. On return baresip has unregistered and is gone, with its config directory.
     """
-    with registered(
-        netns, identities, timeout, iface=iface, local_ip=local_ip, local_port=local_port
-    ) as results:
+    with registered(netns, identities, timeout, **place) as results:
         return results
