@@ -198,7 +198,8 @@ def resync_on_check_sync(
         return again
     detail = f"NOTIFY Event: {got.header} from {got.source[0]}:{got.source[1]}, answered 200"
     if got.url:
-        detail += f"; its body names {got.url}: fetching that (not {report.url})"
+        was = "the URL found before" if got.url == report.url else f"not {report.url}"
+        detail += f"; its body names {got.url}: fetching that ({was})"
     else:
         detail += f"; no URL in it: fetching {report.url} again"
     return reprovision(report, netns, trigger="check-sync", detail=detail, url=got.url)
