@@ -48,8 +48,9 @@ def test_files_in_order_onto_a_base(files: Path) -> None:
     )  # fmt: skip
     assert status == 2 and "none.toml: no such config file" in err  # a named config must exist
     status, out, err = run(
-        str(files / "a.xml"), str(files / "b.xml"), "--base", str(files / "backup.xml")
-    )
+        str(files / "a.xml"), str(files / "b.xml"), "--base", str(files / "backup.xml"),
+        env={"PHONEPROV_CONFIG": str(files / "pp.toml")},  # exists, nothing learned beside it
+    )  # fmt: skip
     assert status == 0, err
     assert out == DECLARATION + (
         "<configuration>\n"
@@ -70,7 +71,7 @@ def test_files_in_order_onto_a_base(files: Path) -> None:
 
 
 def test_json(files: Path) -> None:
-    status, out, _ = run(str(files / "a.xml"), "--json")
+    status, out, _ = run("-c", str(files / "pp.toml"), str(files / "a.xml"), "--json")
     assert status == 0
     result = json.loads(out)
     assert result["stripped"] == ["/configuration/identities/identity/authName"]
