@@ -41,7 +41,10 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ("[server]\nworkers = 2\n", "pp.toml:2: unknown key server.workers; known in [server]:"),
         ('[models]\nknown = "D100"\n', "pp.toml:2: models.known must be a list of strings"),
         ("models = 3\n", "pp.toml:1: models must be a [models] table"),
-        ('[server]\nurl = "http://box:8080/prov"\n', "pp.toml:2: server.url must be http(s)://host[:port], no path"),
+        (
+            '[server]\nurl = "http://box:8080/prov"\n',
+            "pp.toml:2: server.url must be http(s)://host[:port], no path",
+        ),
         ('[server]\nurl = "http://box\\n"\n', "pp.toml:2: server.url must not contain control"),
         ('[server]\nurl = "http://bo\\"x"\n', "pp.toml:2: server.url must be http(s)://host"),
         ('[dhcp]\nntp = ["ntp.lan"]\n', "pp.toml:2: dhcp.ntp must be IPv4 addresses: 'ntp.lan'"),

@@ -127,7 +127,7 @@ def test_auto_enrol_writes_the_phones_files_at_once(site):
         (["add", KNOWN], {}),
         (["add", "zz:09:52:00:00:0e", "10.231.0.1"], {}),
         (["add", KNOWN, "10.231.0.300"], {}),
-        (["add", KNOWN, "10.231.0.1"], {"PHONEPROV_HOOK_SETTINGS": "/nonexistent/.phoneprov-applied"}),
+        (["add", KNOWN, "10.231.0.1"], {"PHONEPROV_HOOK_SETTINGS": "/nonexistent/.applied"}),
         (["reboot"], {}),
         (["add", "\udcff", "\x00"], {}),
     ],
