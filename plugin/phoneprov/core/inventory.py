@@ -1,12 +1,15 @@
 """The inventory: devices and profiles, validated as a whole.
 
-Adapters (config.py) read TOML or CSV into `Record`s that remember where they came from;
-`build_inventory` turns them into an `Inventory` or raises `ConfigErrors` naming every
-problem with its `file:line`. Nothing is half-built: a bad line never yields a partial result.
+Adapters (config/inventory_files.py) read TOML or CSV into `Record`s that remember where they
+came from; `build_inventory` turns them into an `Inventory` or raises `ConfigErrors` naming
+every problem with its `file:line`. Nothing is half-built: a bad line never yields a partial
+result. The settings vocabulary (lines, keys, provisioning, firmware, admin_password_hash) is
+read and checked by `vocabulary`; a device holds its effective settings (over its profile's).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,11 +18,12 @@ from typing import Any
 
 from .errors import ConfigError, ConfigErrors, InputError
 from .mac import norm_mac
+from .vocabulary import SETTINGS_KEYS, Settings, device_settings, parse_settings
 
 DEFAULT_MODELS = ("D100", "D110", "D200", "D210", "D400", "D410", "D600")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-DEVICE_KEYS = {"mac", "type", "serial", "profile", "vars"}
-PROFILE_KEYS = {"templates", "vars"}
+DEVICE_KEYS = ("mac", "type", "serial", "profile", "vars", *SETTINGS_KEYS)
+PROFILE_KEYS = ("templates", "vars", *SETTINGS_KEYS)
 
 Vars = Mapping[str, Any]
 
@@ -30,6 +34,20 @@ class Record:
 
     fields: Mapping[str, Any]
     where: str = ""
+    places: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def place(self, path: str) -> str:
+        """Where `path` (`lines[0].port`) is, else its nearest enclosing place, else `where`.
+
+        >>> r = Record({}, "inv:3", {"lines[0]": "inv:7"})
+        >>> r.place("lines[0].port"), r.place("keys[1]")
+        ('inv:7', 'inv:3')
+        """
+        while path:
+            if path in self.places:
+                return self.places[path]
+            path = path[: max(path.rfind("."), path.rfind("["), 0)]
+        return self.where
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,7 @@ class Profile:
     templates: tuple[str, ...]
     vars: Vars = field(default_factory=lambda: MappingProxyType({}))
     where: str = ""
+    settings: Settings = field(default_factory=Settings)
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,7 @@ class Device:
     serial: str | None = None
     vars: Vars = field(default_factory=lambda: MappingProxyType({}))
     where: str = ""
+    settings: Settings = field(default_factory=Settings)  # effective: own over the profile's
 
 
 @dataclass(frozen=True)
@@ -76,10 +96,12 @@ def build_profiles(records: list[tuple[str, Record]]) -> dict[str, Profile]:
             problems.append(f"profile {name!r}: templates must be a list of file names")
             templates = []
         variables = _vars(rec, problems)
-        if problems:
-            errors.extend(ConfigError(p, rec.where) for p in problems)
+        found: list[ConfigError] = [ConfigError(p, rec.where) for p in problems]
+        settings = parse_settings(rec.fields, rec.place, found)
+        if found:
+            errors.extend(found)
             continue
-        profiles[name] = Profile(name, tuple(templates), variables, rec.where)
+        profiles[name] = Profile(name, tuple(templates), variables, rec.where, settings)
     if errors:
         raise ConfigErrors(errors)
     return profiles
@@ -112,11 +134,16 @@ def build_inventory(
         variables = _vars(rec, problems)
         if mac is not None and mac in devices:
             problems.append(f"duplicate MAC {mac} (first at {devices[mac].where or '?'})")
-        if problems:
-            errors.extend(ConfigError(p, rec.where) for p in problems)
+        found: list[ConfigError] = [ConfigError(p, rec.where) for p in problems]
+        settings = parse_settings(rec.fields, rec.place, found)
+        if not found:
+            base = profiles[profile].settings
+            settings = device_settings(settings, base, model, rec.where, found)
+        if found:
+            errors.extend(found)
             continue
         assert mac is not None
-        devices[mac] = Device(mac, model, profile, serial, variables, rec.where)
+        devices[mac] = Device(mac, model, profile, serial, variables, rec.where, settings)
     if errors:
         raise ConfigErrors(errors)
     return Inventory(MappingProxyType(devices), MappingProxyType(dict(profiles)))
@@ -145,8 +172,11 @@ def _vars(rec: Record, problems: list[str]) -> Vars:
     return MappingProxyType(dict(variables))
 
 
-def _unknown_keys(rec: Record, allowed: set[str]) -> list[str]:
-    unknown = sorted(set(rec.fields) - allowed)
-    return [f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"] * bool(
-        unknown
-    )
+def _unknown_keys(rec: Record, allowed: tuple[str, ...]) -> list[str]:
+    """`unknown key 'colour'; did you mean ...?` for each key not in `allowed`."""
+    problems = []
+    for name in sorted(set(rec.fields) - set(allowed)):
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+        problems.append(f"unknown key {name!r}; {hint}")
+    return problems
