@@ -5,6 +5,9 @@
 - Every rendered file is parsed with the hardened XML parser before anyone gets it: a
   template error or broken XML raises `TemplateProblem` naming `template:line`, never a
   partial file.
+- Every rendered file is also validated against the phone's settings schema (shipped +
+  learned, `settings_schema`): `check_templates` fails naming `template:line` and the XPath
+  of what the phone would drop or refuse; serving logs such a file as an error once.
 - `Catalog` holds the inventory and the rendered bytes (+ ETag). It looks at the inventory's
   and the templates' mtimes at most every `check_every` seconds and starts afresh when one
   changed, so an edit is live within a second without a restart.
@@ -15,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,13 +32,17 @@ from .core import layering
 from .core.errors import ConfigError, InputError
 from .core.inventory import Device, Inventory, Record
 from .core.layout import Layout
+from .core.phoneschema import PhoneSchema
+from .core.phonexml import Problem, validate_settings
 from .core.reference import build_reference, parse_xml
+from .settings_schema import learned_path, load_phone_schema, shipped_schema
 from .site import appliance_address, server_url
 
 log = logging.getLogger("phoneprov.render")
 
 MAX_CACHE_BYTES = 16 * 1024 * 1024
 CHECK_EVERY_S = 1.0
+_COMMENT = re.compile(r"\{#.*?#\}", re.S)  # a Jinja comment
 
 
 class TemplateProblem(ConfigError):
@@ -96,6 +104,29 @@ class Renderer:
             raise TemplateProblem(f"{name} renders to bad XML: {e}", where) from None
         return body
 
+    def source(self, device_type: str, name: str) -> tuple[str, str]:
+        """(file name, text) of the template that renders `name` (after a successful render)."""
+        template = self.env.select_template(list(layering.template_candidates(device_type, name)))
+        assert self.env.loader is not None and template.name is not None
+        text, filename, _ = self.env.loader.get_source(self.env, template.name)
+        return filename or template.name, text
+
+
+def template_line(problem: Problem, body: bytes, source: str) -> int:
+    """The template line that most likely wrote the element or attribute of `problem` (0 if
+    none): the n-th template line naming it, n counted in the rendered output up to the
+    problem's line (exact unless a loop or a variable writes the name)."""
+    last = re.sub(r"\[[0-9]+\]$", "", problem.xpath.rsplit("/", 1)[-1])
+    if not last:
+        return 0
+    name = re.escape(last.lstrip("@").split(":")[-1])
+    pattern = re.compile(rf"\b{name}\s*=" if last.startswith("@") else rf"<{name}[\s/>]|<{name}$")
+    rendered = body.decode("utf-8", "replace").splitlines()[: max(problem.line, 1)]
+    nth = max(1, sum(1 for text in rendered if pattern.search(text)))
+    source = _COMMENT.sub(lambda m: "\n" * m.group().count("\n"), source)  # keeps line numbers
+    candidates = [n for n, text in enumerate(source.splitlines(), 1) if pattern.search(text)]
+    return candidates[min(nth, len(candidates)) - 1] if candidates else 0
+
 
 def _template_line(tb: TracebackType | None, filename: str) -> str:
     """`template:line` of the innermost template frame (Jinja maps frames to template lines)."""
@@ -115,6 +146,7 @@ class _Generation:
     inventory: Inventory
     cache: dict[tuple[str, str, str], Rendered]
     cached_bytes: int = 0
+    reported: set[tuple[str, str]] = field(default_factory=set)  # (name, etag) validated
 
 
 class Catalog:
@@ -129,8 +161,11 @@ class Catalog:
         check_every: float = CHECK_EVERY_S,
         max_cache_bytes: int = MAX_CACHE_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        log_invalid: bool = True,
     ) -> None:
         self.config = config
+        self.log_invalid = log_invalid
+        self._schema_file = learned_path(config.path)
         self.layout: Layout = config.server.layout
         self.server_url = server or server_url(config)
         self.appliance = appliance_address(self.server_url)
@@ -147,6 +182,7 @@ class Catalog:
         self._gen = _Generation(
             self._stamp(extra_records), load_inventory(config, extra_records), {}
         )
+        self.schema = self._load_schema()
 
     # inventory ------------------------------------------------------------------------
     @property
@@ -187,6 +223,8 @@ class Catalog:
             if stamp == self._gen.stamp:
                 return False
             self.renderer.env.cache.clear()  # type: ignore[union-attr]
+            if stamp[3] != self._gen.stamp[3]:
+                self.schema = self._load_schema()
             try:
                 inventory = load_inventory(self.config, extra_records)
             except ConfigError as e:
@@ -206,7 +244,16 @@ class Catalog:
             self._inventory_stamp(),
             tuple(_file_stamp(p) for p in _walk(self.config.templates)),
             tuple(sorted(str(sorted(r.fields.items())) for r in extra_records)),
+            _file_stamp(self._schema_file),
         )
+
+    def _load_schema(self) -> PhoneSchema:
+        """The phone schema for validation; a broken learned file is logged, not fatal."""
+        try:
+            return load_phone_schema(self.config.path)
+        except ConfigError as e:
+            log.error("phone schema: %s; validating with the shipped schema only", e)
+            return shipped_schema()
 
     # rendered bytes -------------------------------------------------------------------
     def cached(self, mac: str, name: str, style: str = "") -> Rendered | None:
@@ -234,10 +281,26 @@ class Catalog:
         profile = gen.inventory.profiles[device.profile]
         if name not in layering.served_files(profile):
             return None
-        variables = layering.template_vars(device, profile, self.server_url, self.appliance)
-        return self._store(
-            gen, key, Rendered.of(self.renderer.render(device.type, name, variables))
+        version = self.config.phone.version_for(device.type)
+        variables = layering.template_vars(
+            device, profile, self.server_url, self.appliance, version
         )
+        rendered = Rendered.of(self.renderer.render(device.type, name, variables))
+        if self.log_invalid and (name, rendered.etag) not in gen.reported:
+            gen.reported.add((name, rendered.etag))
+            self._log_problems(device, name, rendered.body)
+        return self._store(gen, key, rendered)
+
+    def _log_problems(self, device: Device, name: str, body: bytes) -> None:
+        errors = [p for p in validate_settings(body, self.schema) if p.level == "error"]
+        if errors:
+            log.error(
+                "%s for %s does not fit the phone's settings schema (`phoneprov check` "
+                "names the template lines): %s",
+                name,
+                device.mac,
+                "; ".join(f"line {p.line}: {p.xpath}: {p.message}" for p in errors),
+            )
 
     def _store(self, gen: _Generation, key: tuple[str, str, str], value: Rendered) -> Rendered:
         if gen.cached_bytes + len(value.body) > self.max_cache_bytes:
@@ -257,17 +320,23 @@ class Catalog:
                 yield device, name, rendered
 
 
-def check_templates(config: Config, inventory: Inventory | None = None) -> int:
-    """Render every device's files once; raise ConfigErrors naming each broken template.
+def check_templates(
+    config: Config, inventory: Inventory | None = None, warnings: list[str] | None = None
+) -> int:
+    """Render every device's files once and validate each against the phone's schema; raise
+    ConfigErrors naming each broken template (`template:line`, the XPath, why).
 
-    Returns the number of files rendered. Used by `phoneprov check`.
+    Returns the number of files rendered; schema warnings are appended to `warnings`.
+    Used by `phoneprov check`.
     """
     from .core.errors import ConfigErrors
 
-    catalog = Catalog(config, server=_check_server(config))
+    schema = load_phone_schema(config.path)
+    catalog = Catalog(config, server=_check_server(config), log_invalid=False)
     if inventory is not None:
         catalog._gen.inventory = inventory
     problems: dict[str, ConfigError] = {}
+    notes: dict[str, str] = {}
     count = 0
     for device in catalog.inventory.devices.values():
         try:
@@ -277,12 +346,29 @@ def check_templates(config: Config, inventory: Inventory | None = None) -> int:
             continue
         for name in names:
             try:
-                catalog.file(device, name)
+                rendered = catalog.file(device, name)
                 count += 1
             except ConfigError as e:
                 problems.setdefault(
                     str(e), ConfigError(f"{e.message} (device {device.mac})", e.where)
                 )
+                continue
+            assert rendered is not None
+            found = validate_settings(rendered.body, schema)
+            if not found:
+                continue
+            filename, source = catalog.renderer.source(device.type, name)
+            for problem in found:
+                line = template_line(problem, rendered.body, source)
+                where = f"{filename}:{line}" if line else filename
+                what = f"{problem.xpath}: {problem.message}"
+                context = f"(device {device.mac}, {name} line {problem.line})"
+                if problem.level == "error":
+                    problems.setdefault(f"{where} {what}", ConfigError(f"{what} {context}", where))
+                else:
+                    notes.setdefault(f"{where} {what}", f"{where}: warning: {what} {context}")
+    if warnings is not None:
+        warnings.extend(notes.values())
     if problems:
         raise ConfigErrors(list(problems.values()))
     return count
@@ -319,9 +405,11 @@ def check_installation(config_file: str | None) -> str:
     inventory = load_inventory(config)
     if not config.templates.is_dir():
         raise ConfigError("templates directory does not exist", str(config.templates))
-    files = check_templates(config, inventory)  # renders every device's files once
-    return (
+    warnings: list[str] = []
+    files = check_templates(config, inventory, warnings)  # renders every device's files once
+    summary = (
         f"ok: {config.path}: {len(inventory.devices)} devices, "
         f"{len(inventory.profiles)} profiles, dhcp mode {config.dhcp.mode}, "
-        f"security {config.security.mode}, {files} files rendered"
+        f"security {config.security.mode}, {files} files rendered, valid against the phone schema"
     )
+    return "\n".join([summary, *warnings])

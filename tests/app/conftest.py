@@ -16,32 +16,36 @@ SERVER = "http://10.0.0.1:8080"
 INVENTORY = """
 [profiles.default]
 templates = ["office.xml"]
-[profiles.default.vars]
-sip_registrar = "pbx.example.lan"
 
 [profiles.reception]
 templates = ["office.xml", "reception.xml"]
-[profiles.reception.vars]
-sip_registrar = "pbx.example.lan"
 
 [[devices]]
 mac = "00:09:52:00:00:0e"
 type = "D200"
 serial = "D200000E"
 profile = "default"
-vars = { sip_user = "201", sip_password = "pw<&>201", display_name = "Front desk" }
+[[devices.lines]]
+username = "201"
+password = "pw<&>201"
+display_name = "Front desk"
+registrar = "pbx.example.lan"
+[[devices.keys]]
+number = 1
+label = "Reception"
+target = "202"
 
 [[devices]]
 mac = "00-09-52-00-00-1F"
 type = "D400"
 profile = "reception"
-vars = { sip_user = "202", sip_password = "pw202" }
+lines = [{ username = "202", password = "pw202", registrar = "pbx.example.lan" }]
 
 [[devices]]
 mac = "0009.5200.0030"
 type = "D100"
 profile = "default"
-vars = { sip_user = "203", sip_password = "pw203" }
+lines = [{ username = "203", password = "pw203", registrar = "pbx.example.lan" }]
 """
 D200 = "00095200000E"
 

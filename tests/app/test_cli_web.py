@@ -45,7 +45,8 @@ def test_render_uses_the_given_server_url(site: Callable[..., Config]) -> None:
         "-c",
         str(config.path),
     )
-    assert code == 0 and b"<host>192.0.2.7</host>" in out and SERVER.encode() not in out
+    assert code == 0 and b"<allowlistEntry>192.0.2.7</allowlistEntry>" in out
+    assert SERVER.encode() not in out
 
 
 def test_render_errors_exit_2(site: Callable[..., Config]) -> None:

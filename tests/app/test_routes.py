@@ -88,9 +88,10 @@ def test_device_file_carries_escaped_vars_and_the_appliance(open_app: Flask) -> 
     c = client(open_app)
     device = c.get(f"/prov/D200/{D200}/device.xml").data
     assert b"<password>pw&lt;&amp;&gt;201</password>" in device
-    assert b"<displayName>Front desk</displayName>" in device
+    assert b"<displayname>Front desk</displayname>" in device
+    assert b'<key keyNumber="1" label="Reception"' in device
     common = c.get(f"/prov/D200/{D200}/common.xml").data
-    assert b"<host>10.0.0.1</host>" in common  # the SIP check-sync allowlist
+    assert b"<allowlistEntry>10.0.0.1</allowlistEntry>" in common  # check-sync allowlist
 
 
 def test_profile_layers_in_order(open_app: Flask) -> None:
@@ -260,7 +261,7 @@ def test_changed_template_and_inventory_are_served_fresh(site: Callable[..., Con
     assert after.status_code == 200 and b"<changed>yes</changed>" in after.data
     inventory = config.inventory_path
     inventory.write_text(inventory.read_text().replace('"201"', '"2010"'))
-    assert b"<user>2010</user>" in c.get(f"/prov/D200/{D200}/device.xml").data
+    assert b"<username>2010</username>" in c.get(f"/prov/D200/{D200}/device.xml").data
 
 
 def test_fast_path_answers_like_flask(site: Callable[..., Config]) -> None:

@@ -9,20 +9,23 @@ import pytest
 
 from phoneprov.config import Config, load_config
 from phoneprov.core.errors import ConfigErrors
+from phoneprov.core.phonexml import validate_settings
 from phoneprov.core.reference import parse_reference, parse_xml
 from phoneprov.render import Catalog, Renderer, TemplateProblem, check_templates
+from phoneprov.settings_schema import shipped_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 MAC = "00095200000E"
 INVENTORY = """
 [profiles.p]
 templates = ["office.xml"]
-vars = { sip_registrar = "pbx", tz = "UTC" }
+vars = { call_waiting = true }
 [[devices]]
 mac = "00:09:52:00:00:0e"
 type = "D200"
 profile = "p"
-vars = { sip_user = "201", sip_password = "s3cret", tz = "Europe/Berlin" }
+vars = { call_waiting = false }
+lines = [{ username = "201", password = "s3cret", registrar = "pbx" }]
 """
 
 
@@ -95,12 +98,25 @@ def test_shipped_templates_render_for_the_shipped_models(tmp_path: Path) -> None
     device = catalog.inventory.device(MAC)
     assert device is not None
     for model in ("D100", "D200", "D400", "D600"):
-        vars_ = {"type": model, "appliance": "10.0.0.1"}
-        assert parse_xml(catalog.renderer.render(model, "model.xml", vars_)) is not None
+        vars_ = {"type": model, "settings_version": "1.34.0", "display_brightness": 5}
+        model_xml = catalog.renderer.render(model, "model.xml", vars_)
+        assert validate_settings(model_xml, shipped_schema()) == []
     device_xml = catalog.file(device, "device.xml")
     assert device_xml is not None and b"<password>s3cret</password>" in device_xml.body
+    office = catalog.file(device, "office.xml")
+    assert office is not None and b"<active>false</active>" in office.body  # device var wins
+
+
+def test_settings_version_comes_from_the_config_per_model(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    config.path.write_text(
+        config.path.read_text() + '[phone]\nsettings_versions = { D200 = "1.26.11" }\n'
+    )
+    catalog = Catalog(load_config(config.path))
+    device = catalog.inventory.device(MAC)
+    assert device is not None
     common = catalog.file(device, "common.xml")
-    assert common is not None and b"Europe/Berlin" in common.body  # device var wins
+    assert common is not None and b'<provisioning version="1.26.11" patch="true">' in common.body
 
 
 def test_entry_lists_the_files(tmp_path: Path) -> None:
@@ -166,7 +182,7 @@ def test_inventory_change_is_seen_at_once(tmp_path: Path) -> None:
     catalog = Catalog(config, clock=lambda: 0.0)  # the periodic check never comes due
     config.inventory_path.write_text(INVENTORY.replace('"201"', '"2010"'))
     device = catalog.device(MAC)
-    assert device is not None and device.vars["sip_user"] == "2010"
+    assert device is not None and device.settings.lines[0].username == "2010"
 
 
 def test_unknown_mac_looks_for_newly_enrolled_phones(tmp_path: Path) -> None:
@@ -177,3 +193,75 @@ def test_unknown_mac_looks_for_newly_enrolled_phones(tmp_path: Path) -> None:
     assert catalog.device("00095200ABCD") is None
     enrolled.append(Record({"mac": "00095200ABCD", "type": "D200", "profile": "p"}))
     assert catalog.device("00095200ABCD") is not None
+
+
+BAD_DEVICE = """<?xml version="1.0" encoding="utf-8"?>
+<configuration patchDefault="true">
+  <identities version="{{ settings_version }}" patch="true">
+    <identity><registerInterval>30</registerInterval></identity>
+    <identity><registerInterval>{{ 30 * 3 }}</registerInterval></identity>
+    <identity>
+      <usrname>{{ mac }}</usrname>
+    </identity>
+  </identities>
+  <telephony version="{{ settings_version }}"><callWaiting><active>maybe</active></callWaiting>
+  </telephony>
+</configuration>
+"""
+
+
+def test_check_validates_against_the_phone_schema_naming_template_lines(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    template(config.templates, "device.xml.j2", BAD_DEVICE)
+    with pytest.raises(ConfigErrors) as e:
+        check_templates(config)
+    got = [(err.where.rsplit("/", 1)[1], err.message) for err in e.value.errors]
+    assert [where for where, _ in got] == ["device.xml.j2:5", "device.xml.j2:7"]
+    assert got[0][1].startswith("/configuration/identities/identity[2]/registerInterval: ")
+    assert "90 is out of range 5..60" in got[0][1]
+    assert got[1][1].startswith("/configuration/identities/identity[3]/usrname: unknown element")
+    assert "the phone would drop it silently" in got[1][1] and "device 00095200000E" in got[1][1]
+
+
+def test_check_reports_warnings_without_failing(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    without_identities = (
+        BAD_DEVICE.split("  <identities")[0] + BAD_DEVICE.split("</identities>\n")[1]
+    )
+    template(config.templates, "device.xml.j2", without_identities)
+    warnings: list[str] = []
+    assert check_templates(config, warnings=warnings) == 4
+    assert len(warnings) == 1 and "device.xml.j2:3: warning: " in warnings[0]
+    assert "/configuration/telephony/callWaiting/active: active: 'maybe' is not" in warnings[0]
+
+
+def test_serving_logs_a_file_the_phone_would_not_take_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = site(tmp_path)
+    template(
+        config.templates, "device.xml.j2", "<configuration><sip><account/></sip></configuration>"
+    )
+    catalog = Catalog(config, max_cache_bytes=0)  # every request renders again
+    device = catalog.inventory.device(MAC)
+    assert device is not None
+    first, again = catalog.file(device, "device.xml"), catalog.file(device, "device.xml")
+    assert first is not None and again is not None and first.body == again.body  # still served
+    logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(logged) == 1
+    assert "device.xml for 00095200000E" in logged[0].getMessage()
+    assert "/configuration/sip: unknown section <sip>" in logged[0].getMessage()
+
+
+def test_a_learned_schema_makes_an_element_valid(tmp_path: Path) -> None:
+    from phoneprov.settings_schema import learn_backup
+
+    config = site(tmp_path)
+    document = '<configuration><time version="1.34.0"><ntp>pool</ntp></time></configuration>'
+    template(config.templates, "models/default.xml.j2", document)
+    with pytest.raises(ConfigErrors, match=r"default.xml.j2:1: /configuration/time: unknown"):
+        check_templates(config)
+    backup = tmp_path / "backup.xml"
+    backup.write_text('<configuration><time version="1.34.0"><ntp>x</ntp></time></configuration>')
+    learn_backup(config.path, backup)
+    assert check_templates(config) == 4
