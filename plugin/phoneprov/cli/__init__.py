@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import basics, dnsmasq, doctor, lab, phone, settings, sip, web
+from . import basics, dnsmasq, doctor, lab, phone, schema, settings, sip, web
 from .common import Group
 
 REGISTRARS = [
@@ -19,6 +19,7 @@ REGISTRARS = [
     sip.register,
     phone.register,
     settings.register,
+    schema.register,
     lab.register,
     doctor.register,
 ]
