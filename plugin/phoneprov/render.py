@@ -42,6 +42,7 @@ log = logging.getLogger("phoneprov.render")
 
 MAX_CACHE_BYTES = 16 * 1024 * 1024
 CHECK_EVERY_S = 1.0
+_INDEX = re.compile(r"\[[0-9]+\]")  # identity[2] in an XPath
 _COMMENT = re.compile(r"\{#.*?#\}", re.S)  # a Jinja comment
 
 
@@ -362,11 +363,12 @@ def check_templates(
                 line = template_line(problem, rendered.body, source)
                 where = f"{filename}:{line}" if line else filename
                 what = f"{problem.xpath}: {problem.message}"
+                same = where + _INDEX.sub("", what)  # once per template line and path
                 context = f"(device {device.mac}, {name} line {problem.line})"
                 if problem.level == "error":
-                    problems.setdefault(f"{where} {what}", ConfigError(f"{what} {context}", where))
+                    problems.setdefault(same, ConfigError(f"{what} {context}", where))
                 else:
-                    notes.setdefault(f"{where} {what}", f"{where}: warning: {what} {context}")
+                    notes.setdefault(same, f"{where}: warning: {what} {context}")
     if warnings is not None:
         warnings.extend(notes.values())
     if problems:
