@@ -8,17 +8,16 @@ from pathlib import Path
 TWO_PHONES_INVENTORY = """
 [profiles.default]
 templates = ["office.xml"]
-vars = { sip_registrar = "pbx.example.lan" }
 [[devices]]
 mac = "00:09:52:00:00:0e"
 type = "D200"
 profile = "default"
-vars = { sip_user = "201", sip_password = "pw201" }
+lines = [{ username = "201", password = "pw201", registrar = "pbx.example.lan" }]
 [[devices]]
 mac = "00:09:52:00:00:1f"
 type = "D400"
 profile = "default"
-vars = { sip_user = "202", sip_password = "pw202" }
+lines = [{ username = "202", password = "pw202", registrar = "pbx.example.lan" }]
 """
 
 # For the SIP policy tests: one known D400, a phone of another vendor, one of our OUI.
