@@ -73,3 +73,18 @@ def test_the_appliance_runs_without_the_lab_extra() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.stdout == "ok\n", result.stderr
+
+
+def test_the_hooks_enrol_path_needs_only_the_standard_library() -> None:
+    """The dhcp-script runs `python3 -IS` (no site-packages); auto-enrolment loads the config
+    and the inventory and applies: none of that may need lxml, Jinja2, Flask or click."""
+    probe = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'plugin')!r})\n"
+        "import phoneprov.dnsmasq.hook, phoneprov.config, phoneprov.site, phoneprov.dnsmasq.apply\n"
+        "heavy = {'lxml', 'jinja2', 'flask', 'click'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout == "[]\n", result.stderr

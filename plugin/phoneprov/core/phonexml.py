@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from .errors import InputError
+from .passwords import looks_like_hash
 from .phonemerge import (
     REFERENCE_REFUSED,
     SECTION_ATTRIBUTES,
@@ -44,10 +45,6 @@ __all__ = [
 ]
 
 LEVELS = ("error", "warning")
-HASH_MIN_LENGTH = 20
-_CRYPT = re.compile(r"^\$[0-9A-Za-z]+\$\S+$")  # modular crypt: $id$salt$hash, $2b$...
-_HEX = re.compile(r"^[0-9A-Fa-f]{32,}$")
-_BASE64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
 _INT = re.compile(r"^[+-]?[0-9]+$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 
@@ -79,27 +76,6 @@ class Identity:
     register_interval: int | None = None  # minutes
     active: bool | None = None
     send_register: bool | None = None
-
-
-def looks_like_hash(value: str) -> bool:
-    """Whether a `<users>` password looks like a hash. The phone's format is unknown (§3.5 [U]),
-    so this is a heuristic: a hash is at least HASH_MIN_LENGTH characters and crypt-like
-    (`$id$...`), or hex of 32+ digits, or base64 (length a multiple of 4, or unpadded url-safe
-    base64). Anything shorter, or with spaces or other punctuation, counts as plain text.
-
-    >>> looks_like_hash("admin"), looks_like_hash("correct horse battery staple")
-    (False, False)
-    >>> looks_like_hash("5f4dcc3b5aa765d61d8327deb882cf99")
-    True
-    >>> looks_like_hash("$6$rounds=5000$salt$Qx0Gm1cWd3T7aQk1")
-    True
-    """
-    text = value.strip()
-    if len(text) < HASH_MIN_LENGTH or any(c.isspace() for c in text):
-        return False
-    if _CRYPT.match(text) or _HEX.match(text):
-        return True
-    return bool(_BASE64.match(text)) and (len(text) % 4 == 0 or "=" not in text)
 
 
 def check_value(vtype: ValueType, value: str, what: str) -> str:

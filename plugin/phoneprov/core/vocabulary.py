@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from .errors import ConfigError, InputError
-from .phonexml import looks_like_hash
+from .passwords import looks_like_hash
 
 MAX_LINES = 6  # exactly 6 identities (§3.2)
 DTMF_METHODS = ("rtpPayload", "inband", "sipInfo")
