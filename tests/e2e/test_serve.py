@@ -146,9 +146,9 @@ def test_phone_provisions_over_http(serve: object, tmp_path: Path) -> None:
     server: Server = serve("open")  # type: ignore[operator]
     for style in ("query", "path"):
         files = provision_like_a_phone(server, "00095200000E", "D200", style)
-        assert len(files) == 4 and b"<user>201</user>" in files[-1]
+        assert len(files) == 4 and b"<username>201</username>" in files[-1]
     files = provision_like_a_phone(server, "00-09-52-00-00-1F", "D400", "path")
-    assert b"<model>D400</model>" in files[1]
+    assert len(files) == 4 and b"<username>202</username>" in files[-1]
 
 
 def test_etag_and_refusals_over_the_wire(serve: object) -> None:

@@ -20,23 +20,16 @@ FRONT, RECEPTION, WAREHOUSE, NEW = "00095200000E", "00095200001F", "000952000030
 PROFILES = """\
 [profiles.default]
 templates = ["office.xml"]
-[profiles.default.vars]
-sip_registrar = "pbx.example.lan"
-timezone = "Europe/Berlin"
-language = "de"
 [profiles.reception]
 templates = ["office.xml", "reception.xml"]
-[profiles.reception.vars]
-sip_registrar = "pbx.example.lan"
-timezone = "Europe/Berlin"
-language = "en"
 """
 
 
 def device(mac: str, model: str, profile: str, user: str, name: str = "Phone") -> str:
     return (
         f'[[devices]]\nmac = "{mac}"\ntype = "{model}"\nprofile = "{profile}"\n'
-        f'[devices.vars]\ndisplay_name = "{name}"\nsip_user = "{user}"\nsip_password = "pw"\n'
+        f'[[devices.lines]]\nusername = "{user}"\npassword = "pw"\ndisplay_name = "{name}"\n'
+        'registrar = "pbx.example.lan"\n'
     )
 
 
@@ -84,12 +77,12 @@ def test_first_run_records_then_nothing_changed(site: Path) -> None:
 
 def test_selects_what_changed(site: Path) -> None:
     apply(site, "--resync")
-    write_inventory(site, front="Lobby")  # one device's vars
+    write_inventory(site, front="Lobby")  # one device's line 1
     assert apply(site, "--resync") == (0, not_sent(FRONT))
     assert apply(site, "--resync") == (0, ["resync: no device changed"])
 
     reception = site / "templates" / "profiles" / "reception.xml.j2"  # one profile's layer
-    reception.write_text(reception.read_text().replace("default(3)", "default(4)"))
+    reception.write_text(reception.read_text() + "<!-- edited -->\n")
     assert apply(site, "--resync") == (0, not_sent(RECEPTION))
 
     office = site / "templates" / "profiles" / "office.xml.j2"  # a layer both profiles use
