@@ -40,18 +40,42 @@ def processes_in(ids: set[int]) -> list[int]:
     return pids
 
 
-def test_demo_provisions_three_phones_and_a_resync(e2e_ready):
+def registered(user: str, phone_ip: str = r"10\.231\.0\.\d+") -> str:
+    """A summary result: the binding kamailio holds, from the phone's own address."""
+    return rf"registered {user}@10\.231\.0\.5 -> sip:{user}-\S+@{phone_ip}:5062$"
+
+
+def test_demo_provisions_and_registers_three_phones_and_a_resync(e2e_ready):
     proc = subprocess.Popen(DEMO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     summary = out[out.index("== summary") :]
-    assert re.search(r"phone1 +dhcp 66\+67 +[1-9]\d* +provisioned", summary), summary
-    assert re.search(r"phone2 +dhcp 43 +[1-9]\d* +provisioned", summary), summary
-    assert re.search(r"phone3 +pnp +[1-9]\d* +provisioned", summary), summary
-    assert re.search(r"phone1 \(check-sync\) +\S.* [1-9]\d* +provisioned", summary), summary
+    flags = re.MULTILINE
+    assert re.search(r"^phone1 +dhcp 66\+67 +[1-9]\d* +" + registered("201"), summary, flags)
+    assert re.search(r"^phone2 +dhcp 43 +[1-9]\d* +" + registered("202"), summary, flags)
+    assert re.search(r"^phone3 +pnp +[1-9]\d* +" + registered("203"), summary, flags)
+    again = r"^phone1 \(check-sync\) +check-sync +[1-9]\d* +" + registered("201")
+    assert re.search(again, summary, flags), summary
+    # the check-sync round registered with the new password: the PBX knows no other by then
+    assert out.count("identity 1 sip:201@10.231.0.5: 200 OK") == 2
+    assert "display name 'Front desk (changed by the demo)'" in out
     assert "change arrived on phone1: yes" in out
     assert re.search(r"dnsmasq still running with pid \d+: True", out)
     assert "FAIL" not in out
+    assert namespaces_of(proc.pid) == []
+
+
+def test_a_wrong_password_shows_as_401_from_the_registrar(e2e_ready):
+    argv = [*DEMO, "--wrong-password", "phone2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    summary = out[out.index("== summary") :]
+    row = re.search(r"^phone2 +dhcp 43 +[1-9]\d* +(.*)$", summary, re.MULTILINE)
+    assert row and row.group(1).startswith("401 from the registrar 10.231.0.5:5060"), summary
+    assert "provisioned" not in row.group(1)
+    assert "FAIL  register   identity 1 sip:202@10.231.0.5: 401 Unauthorized" in out
+    assert re.search(r"^phone1 +dhcp 66\+67 +[1-9]\d* +" + registered("201"), summary, re.M)
     assert namespaces_of(proc.pid) == []
 
 

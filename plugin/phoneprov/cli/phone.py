@@ -52,6 +52,14 @@ def register(group: click.Group) -> None:
     help="After provisioning, listen on UDP 5060 this long for a check-sync NOTIFY and "
     "provision again from the same URL (0: off). No NOTIFY in time fails the run.",
 )
+@click.option(
+    "--register",
+    "register_lines",
+    is_flag=True,
+    help="Then register every active identity of the resulting configuration with a real "
+    "SIP user agent (baresip, from the phone's address): one `register` step each, with the "
+    "registrar's answer.",
+)
 @json_option
 def simulate(
     config_file: str | None,
@@ -70,6 +78,7 @@ def simulate(
     requested: str,
     timeout: float,
     wait_check_sync: float,
+    register_lines: bool,
     as_json: bool,
 ) -> None:
     """Provision like a COMfortel D-series phone and print each step.
@@ -81,7 +90,9 @@ def simulate(
     config) and the resulting settings printed. Elements the phone's schema does not know are
     stripped and fail the `apply` step. With --wait-check-sync a second round follows a
     check-sync NOTIFY ("resync"), from the URL the NOTIFY names, else the same URL, applied
-    onto the settings of the first round. Exit status 1 names the step that failed.
+    onto the settings of the first round. With --register the identities then register with
+    a real SIP user agent (baresip on UDP 5062 of the phone's address; needs root in a lab
+    namespace). Exit status 1 names the step that failed.
     """
     from ..core.dhcp import parse_hex
     from ..phone.simulator import Options, resync_on_check_sync
@@ -105,6 +116,13 @@ def simulate(
         requested=_codes(requested),
         schema=phone_schema(config_file),
     )
+    if register_lines and report.identities:
+        from ..phone.simulator import registered_phone
+
+        with registered_phone(report, netns, iface=iface, timeout=max(timeout, 5.0)):
+            pass  # registered, then unregistered: the step holds the registrar's answer
+    elif register_lines:
+        report.step("register", False, "nothing to register: no identities were applied")
     resync = None
     if wait_check_sync > 0 and report.ok:
         if not as_json:

@@ -5,7 +5,8 @@ time (an NTP server must be offered) → the URL (66 + 67 joined, 43 as fallback
 replaced; or SIP PnP) → fetch, following reference files → apply in order with the phone's
 merge (`core.phonemerge.apply_settings`, as `phoneprov settings apply`): elements the schema
 does not know are stripped, and a strip fails the `apply` step (the phone would drop them
-silently). The report keeps the resulting configuration and its SIP identities.
+silently). The report keeps the resulting configuration and its SIP identities, which
+`registered_phone` registers with a real SIP user agent (the `register` step).
 Network I/O happens in the phone's namespace (`phone.netns.call_in_netns`) when one is given.
 """
 
@@ -14,9 +15,10 @@ from __future__ import annotations
 import ipaddress
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.chain import Outcome, provision
 from ..core.dhcp import PHONE_REQUESTS, Option43, decode_option43, phone_url
@@ -25,11 +27,17 @@ from ..core.markers import DeviceInfo, replace_markers
 from ..core.phoneschema import PhoneSchema
 from ..core.phonexml import Identity, read_identities
 
+if TYPE_CHECKING:  # baresip's runner needs pyroute2 (the lab extra): imported when used
+    from .register import RegisterResult, SipIdentity
+
 MAX_BODY = 2 * 1024 * 1024
 HTTP_TIMEOUT = 5.0
 USER_AGENT = "phoneprov-simulator (COMfortel D-series provisioning)"
 SHOWN_STRIPPED = 6  # the apply step names this many stripped paths, then counts the rest
 DROPPED = "the phone drops elements its schema does not know"
+UA_PORT = 5062  # the simulated phone's SIP user agent: 5060 stays free for check-sync
+REGISTER_TIMEOUT = 10.0
+DEFAULT_REGISTER_INTERVAL = 30  # minutes, the phone's default (DSERIES §3.2)
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,54 @@ def resync_on_check_sync(
     else:
         detail += f"; no URL in it: fetching {report.url} again"
     return reprovision(report, netns, trigger="check-sync", detail=detail, url=got.url)
+
+
+def sip_identities(identities: Sequence[Identity]) -> list[SipIdentity]:
+    """The identities a phone registers: not switched off (`active`, `sendRegister`), with
+    a user name and a registrar; port and interval default as the phone's do (§3.2)."""
+    from .register import SIP_PORT, SipIdentity
+
+    return [
+        SipIdentity(
+            index=i.index,
+            username=i.username,
+            password=i.password,
+            registrar=i.registrar,
+            port=i.registrar_port or SIP_PORT,
+            domain=i.domain,
+            display_name=i.displayname,
+            register_interval=i.register_interval or DEFAULT_REGISTER_INTERVAL,
+        )
+        for i in identities
+        if i.active is not False and i.send_register is not False and i.username and i.registrar
+    ]
+
+
+@contextmanager
+def registered_phone(
+    report: Report, netns: str | None, *, iface: str = "eth0", timeout: float = REGISTER_TIMEOUT
+) -> Iterator[list[RegisterResult]]:
+    """The `register` step: each identity of the resulting configuration registers with a
+    real SIP user agent (baresip) from the phone's address, one step per identity; they stay
+    registered while the block runs and unregister at its end."""
+    from .register import registered
+
+    wanted = sip_identities(report.identities)
+    if not wanted:
+        report.step("register", False, "no identity to register (active, user name, registrar)")
+        yield []
+        return
+    with ExitStack() as stack:
+        try:
+            results = stack.enter_context(
+                registered(netns, wanted, timeout, iface=iface, local_port=UA_PORT)
+            )
+        except (PhoneprovError, OSError) as e:
+            report.step("register", False, f"the SIP user agent did not run: {e}")
+            results = []
+        for r in results:
+            report.step("register", r.ok, f"identity {r.index} {r.aor}: {r.status} - {r.detail}")
+        yield results
 
 
 def _fetch_and_apply(report: Report, netns: str | None, base: bytes | None = None) -> None:
