@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
 from importlib.resources import files
 from pathlib import Path
 
@@ -11,10 +10,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phone_documents import DOCUMENTS
 from phoneprov.cli import cli
 from phoneprov.config import load_config
 from phoneprov.core.phonemerge import apply_settings, merged_document, replaced_sections
-from phoneprov.core.phoneschema import SHIPPED_RESOURCE, Node, parse_schema
+from phoneprov.core.phoneschema import SHIPPED_RESOURCE, parse_schema
 from phoneprov.render import Catalog
 
 SCHEMA = parse_schema(files("phoneprov").joinpath(SHIPPED_RESOURCE).read_bytes(), "shipped")
@@ -120,54 +120,6 @@ def test_merged_equals_the_chain_for_every_example_device() -> None:
 # --- properties, on documents generated from the shipped schema --------------------------
 
 
-def _value(node: Node) -> st.SearchStrategy[str]:
-    vtype = node.type
-    assert vtype is not None
-    if vtype.name == "bool":
-        return st.sampled_from(["true", "false"])
-    if vtype.name == "int":
-        low = vtype.minimum if vtype.minimum is not None else 0
-        return st.integers(low, low + 3).map(str)  # small: keyNumbers collide
-    if vtype.name == "enum":
-        return st.sampled_from(vtype.values)
-    if vtype.name == "regex":
-        return st.sampled_from(["03:30", "0:05"])
-    if vtype.name == "hash":
-        return st.just(HASH)
-    if vtype.name == "version":
-        return st.sampled_from(["1.34.0", "1.26.11"])
-    return st.text(alphabet="ab <&\n", max_size=3)
-
-
-def _element(node: Node) -> st.SearchStrategy[str]:
-    """Any subset of `node`'s attributes and children, 0..2 items, now and then unknowns."""
-    attributes = [
-        st.one_of(st.just(""), _value(a).map(lambda v, n=a.name[1:]: f' {n}="{escape(v)}"'))
-        for a in SCHEMA.attributes(node.path)
-        if not (node.kind == "section" and a.name == "@patch")
-    ]
-    if node.kind == "section":
-        attributes.append(st.sampled_from(["", ' patch="true"', ' patch="false"']))
-    parts: list[st.SearchStrategy[str]] = []
-    for child in SCHEMA.children(node.path):
-        if child.kind == "item":
-            parts.append(st.lists(_element(child), max_size=2).map("".join))
-        else:
-            once = st.tuples(_element(child), st.sampled_from([0, 0, 1, 1, 2]))
-            parts.append(once.map(lambda t: t[0] * t[1]))
-    if node.type is not None:
-        parts.append(_value(node).map(escape))
-    parts.append(st.sampled_from(["", "", "", "<bogus>x</bogus>"]))
-    return st.tuples(st.tuples(*attributes), st.tuples(*parts)).map(
-        lambda t: f"<{node.name}{''.join(t[0])}>{''.join(t[1])}</{node.name}>"
-    )
-
-
-SECTIONS = {n.name: _element(n) for n in SCHEMA.children("") if n.kind == "section"}
-DOCUMENTS = st.tuples(
-    st.sampled_from(["", ' patchDefault="true"', ' patchDefault="false"']),
-    st.lists(st.sampled_from(sorted(SECTIONS)).flatmap(lambda n: SECTIONS[n]), max_size=3),
-).map(lambda t: conf("".join(t[1]), t[0]))
 # a phone's settings: none, a fixed one, one built by applying documents, or a raw document
 # taken as it is (the phone's own state is not stripped)
 BASES = st.one_of(

@@ -1,5 +1,4 @@
 import contextlib
-from html import escape
 from importlib.resources import files
 
 import pytest
@@ -7,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from phone_documents import DOCUMENTS
 from phoneprov.core.errors import InputError
-from phoneprov.core.phoneschema import SHIPPED_RESOURCE, Node, parse_schema
+from phoneprov.core.phoneschema import SHIPPED_RESOURCE, parse_schema
 from phoneprov.core.phonexml import apply_settings, read_identities, validate_settings
 
 SCHEMA = parse_schema(files("phoneprov").joinpath(SHIPPED_RESOURCE).read_bytes(), "shipped")
@@ -251,55 +251,6 @@ def test_applying_the_result_again_changes_nothing():
 # --- properties, on documents generated from the shipped schema --------------------------
 
 
-def _value(node: Node) -> st.SearchStrategy[str]:
-    vtype = node.type
-    assert vtype is not None
-    if vtype.name == "bool":
-        return st.sampled_from(["true", "false"])
-    if vtype.name == "int":
-        low = vtype.minimum if vtype.minimum is not None else 0
-        return st.integers(low, low + 3).map(str)  # small: keyNumbers collide
-    if vtype.name == "enum":
-        return st.sampled_from(vtype.values)
-    if vtype.name == "regex":
-        return st.sampled_from(["03:30", "0:05"])
-    if vtype.name == "hash":
-        return st.just(HASH)
-    if vtype.name == "version":
-        return st.sampled_from(["1.34.0", "1.26.11"])
-    return st.text(alphabet="ab <&\"'\n\r", max_size=3)
-
-
-def _children(node: Node) -> st.SearchStrategy[str]:
-    if node.kind == "item":
-        return st.lists(_element(node), max_size=2).map("".join)
-    return st.tuples(_element(node), st.sampled_from([0, 0, 1, 1, 2])).map(lambda t: t[0] * t[1])
-
-
-def _element(node: Node) -> st.SearchStrategy[str]:
-    """One element of `node`: any subset of its attributes and children, lists of 0..2 items
-    (non-items sometimes twice), a value for a leaf, now and then an unknown child."""
-    attributes = [
-        st.one_of(st.just(""), _value(a).map(lambda v, n=a.name[1:]: f' {n}="{escape(v)}"'))
-        for a in SCHEMA.attributes(node.path)
-        if not (node.kind == "section" and a.name == "@patch")
-    ]
-    if node.kind == "section":
-        attributes.append(st.sampled_from(["", ' patch="true"', ' patch="false"']))
-    parts = [_children(child) for child in SCHEMA.children(node.path)]
-    if node.type is not None:
-        parts.append(_value(node).map(escape))
-    parts.append(st.sampled_from(["", "", "", "<bogus>x</bogus>"]))  # stripped, never kept
-    return st.tuples(st.tuples(*attributes), st.tuples(*parts)).map(
-        lambda t: f"<{node.name}{''.join(t[0])}>{''.join(t[1])}</{node.name}>"
-    )
-
-
-SECTIONS = {n.name: _element(n) for n in SCHEMA.children("") if n.kind == "section"}
-DOCUMENTS = st.tuples(
-    st.sampled_from(["", ' patchDefault="true"', ' patchDefault="false"']),
-    st.lists(st.sampled_from(sorted(SECTIONS)).flatmap(lambda n: SECTIONS[n]), max_size=3),
-).map(lambda t: conf("".join(t[1]), t[0]))
 BASES = st.one_of(st.none(), st.just(BASE))
 
 

@@ -157,22 +157,18 @@ def settings_version(value: str) -> str:
     return value
 
 
-def version_table(value: dict[str, Any]) -> dict[str, str]:
-    out = {}
-    for model, version in value.items():
-        if not isinstance(version, str):
-            raise ValueError(f'{model}: must be text like "1.34.0", not {version!r}')
-        out[model_name(model)] = settings_version(version)
-    return out
+def per_model(check: Callable[[str], str], example: str) -> Check:
+    """A table `MODEL = "value"`: model names checked, each value by `check`."""
 
+    def table(value: dict[str, Any]) -> dict[str, str]:
+        out = {}
+        for model, text in value.items():
+            if not isinstance(text, str):
+                raise ValueError(f'{model}: must be text like "{example}", not {text!r}')
+            out[model_name(model)] = check(text)
+        return out
 
-def event_table(value: dict[str, Any]) -> dict[str, str]:
-    out = {}
-    for model, event in value.items():
-        if not isinstance(event, str):
-            raise ValueError(f'{model}: must be text like "check-sync", not {event!r}')
-        out[model_name(model)] = check_sync_event(event)
-    return out
+    return table
 
 
 def _text(default: str, help: str, check: Check | None = None) -> Key:
@@ -221,12 +217,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "t1": Key((int, float), 0.5, "SIP timer T1", _seconds, SECONDS),
         "timer_f": Key((int, float), None, "SIP timer F (default 64 x t1)", _seconds, SECONDS),
         "check_sync_event": _text(DEFAULT_CHECK_SYNC, "Event of check-sync", check_sync_event),
-        "check_sync_events": Key((dict,), {}, "Event per model", event_table),
+        "check_sync_events": Key(
+            (dict,), {}, "Event per model", per_model(check_sync_event, "check-sync")
+        ),
         "check_sync_url": Key((bool,), True, "check-sync NOTIFYs carry the URL to fetch"),
     },
     "phone": {
         "settings_version": _text("1.34.0", "section version attribute", settings_version),
-        "settings_versions": Key((dict,), {}, "section version per model", version_table),
+        "settings_versions": Key(
+            (dict,), {}, "section version per model", per_model(settings_version, "1.34.0")
+        ),
     },
     "paths": {
         "inventory": _text("inventory.toml", "the inventory (TOML or CSV)", path),
