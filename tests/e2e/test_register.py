@@ -6,11 +6,17 @@ baresip as the phone's user agent in another. Afterwards no process and no names
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,7 @@ from pyroute2 import netns
 
 from phoneprov.lab import Host, Lab
 from phoneprov.lab.registrar import Registrar, RegistrarError
+from phoneprov.phone.netns import call_in_netns
 from phoneprov.phone.register import (
     RegisterError,
     SipIdentity,
@@ -152,3 +159,56 @@ def test_refused_config_is_reported_with_kamailio_log(sip_lab: SipLab, tmp_path:
         bad.start()
     assert not bad.alive()
     assert os.path.exists(tmp_path / "kamailio.cfg")
+
+
+@contextmanager
+def settings_server(ns: str, ip: str, body: bytes) -> Iterator[int]:
+    """An HTTP server in namespace `ns` answering every GET with `body`; yields its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = call_in_netns(ns, ThreadingHTTPServer, (ip, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    ("password", "status", "answer"),
+    [("secret201", 0, "200 OK - registered with the registrar"), ("nope", 1, "401 from the")],
+)
+def test_simulate_registers_the_identities_it_applied(
+    sip_lab: SipLab, password: str, status: int, answer: str
+) -> None:
+    device_xml = (
+        '<configuration><identities version="1.34.0" patch="true"><identity>'
+        f"<active>true</active><username>201</username><password>{password}</password>"
+        f"<registrar>{REGISTRAR_IP}</registrar><domain>{DOMAIN}</domain>"
+        "</identity></identities></configuration>"
+    ).encode()
+    registrar_ns = sip_lab.lab.hosts["registrar"].netns
+    with settings_server(registrar_ns, REGISTRAR_IP, device_xml) as port:
+        argv = [sys.executable, "-m", "phoneprov", "simulate", "--netns", sip_lab.phone.netns]
+        argv += ["--mac", "00:09:52:00:00:0e", "--option66", f"http://{REGISTRAR_IP}:{port}"]
+        argv += ["--option67", "device.xml", "--ntp", REGISTRAR_IP, "--register", "--json"]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == status, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    [step] = [s for s in report["steps"] if s["step"] == "register"]
+    assert step["ok"] is (status == 0)
+    assert step["detail"].startswith(f"identity 1 sip:201@{DOMAIN}: ")
+    assert answer in step["detail"], step
+    assert report["failed_step"] == (None if status == 0 else "register")
