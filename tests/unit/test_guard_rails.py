@@ -88,3 +88,25 @@ def test_the_hooks_enrol_path_needs_only_the_standard_library() -> None:
         [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60
     )
     assert result.stdout == "[]\n", result.stderr
+
+
+def test_the_served_worker_does_not_load_flask(tmp_path: Path) -> None:
+    """What uWSGI loads (`web.wsgi`) answers phones without Flask (~8 MB a process)."""
+    (tmp_path / "inventory.toml").write_text('[profiles.default]\ntemplates = ["office.xml"]\n')
+    config = tmp_path / "pp.toml"
+    config.write_text(
+        '[server]\nurl = "http://127.0.0.1:8080"\n[security]\nmode = "open"\n'
+        f'[paths]\ninventory = "inventory.toml"\nstate = "state.db"\n'
+        f'templates = "{ROOT / "conf" / "templates"}"\n'
+    )
+    probe = (
+        "import sys, phoneprov.web.wsgi as w\n"
+        "env = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/prov.py', 'QUERY_STRING': 'mac=x'}\n"
+        "w.application(env | {'REMOTE_ADDR': '127.0.0.1'}, lambda s, h: print(s))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'flask', 'werkzeug'}))\n"
+    )
+    env = {"PHONEPROV_CONFIG": str(config), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-2:] == ["404 Not Found", "[]"], result.stderr

@@ -18,20 +18,17 @@ from ..config import load_config
 from .app import create_app, create_wsgi
 from .endpoint import Provisioning
 from .launcher import setup_logging
-from .routes import provisioning
 
 log = logging.getLogger("phoneprov.web")
 
 setup_logging(os.environ.get("PHONEPROV_LOG_LEVEL", "INFO"))
 _config = load_config()
 _server = os.environ.get("PHONEPROV_SERVER_URL") or None
+_service = Provisioning.from_config(_config, _server)
 if os.environ.get("PHONEPROV_FAST_PATH", "1") != "0":
-    _service = Provisioning.from_config(_config, _server)
-    application = create_wsgi(_service)
+    application = create_wsgi(_service)  # Flask only for requests phones never send
 else:  # Flask for every request: the benchmark's comparison
-    _flask = create_app(_config, server=_server, fast_path=False)
-    _service = provisioning(_flask)
-    application = _flask.wsgi_app
+    application = create_app(service=_service, fast_path=False).wsgi_app
 
 try:
     import uwsgi
