@@ -12,6 +12,7 @@ of raising, so one pass names every problem.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -149,6 +150,9 @@ class Settings:
             firmware,
             self.admin_password_hash or base.admin_password_hash,
         )
+
+
+NONE = Settings()  # a device (or profile) that sets nothing of the vocabulary
 
 
 def _over(top: _T, base: _T) -> _T:
@@ -391,7 +395,7 @@ def device_settings(
     own: Settings, profile: Settings, model: str, where: str, errors: list[ConfigError]
 ) -> Settings:
     """A device's effective settings: its own over its profile's, checked for its model."""
-    merged = own.over(profile)
+    merged = profile if own == NONE else own.over(profile)  # most devices: the profile's
     for key in merged.keys:
         limit = key_limit(model, key.module)
         if key.number > limit:
@@ -403,12 +407,17 @@ def device_settings(
                 )
             )
     for name, part in (("provisioning", merged.provisioning), ("firmware", merged.firmware)):
-        execution = execution_data(part or Provisioning())
-        low, high = execution["random_delay_min"], execution["random_delay_max"]
-        if low > high:
-            message = f"{name}: random_delay_min {low} is above random_delay_max {high}"
-            errors.append(ConfigError(message + " (profile and device together)", where))
+        problem = _delay_problem(part or Provisioning())
+        if problem:
+            errors.append(ConfigError(f"{name}: {problem} (profile and device together)", where))
     return merged
+
+
+@functools.lru_cache(maxsize=256)  # the same few schedules for thousands of devices
+def _delay_problem(part: _Schedule) -> str:
+    execution = execution_data(part)
+    low, high = execution["random_delay_min"], execution["random_delay_max"]
+    return f"random_delay_min {low} is above random_delay_max {high}" if low > high else ""
 
 
 def execution_data(part: _Schedule) -> dict[str, Any]:
