@@ -7,7 +7,7 @@ def test_lease_life_cycle(tmp_path):
     with State(tmp_path / "s.db") as st:
         st.record_lease(Lease("00095200000E", "10.0.0.5", hostname="d200", expires=100), now=1.0)
         st.record_lease(Lease("00095200000E", "10.0.0.6"), now=2.0)
-        lease = st.lease_for("00095200000E")
+        lease = st.lease_for("00095200000E", now=50.0)
         assert (lease.ip, lease.hostname, lease.expires, lease.first_seen, lease.last_seen) == (
             "10.0.0.6",
             "d200",
@@ -15,10 +15,43 @@ def test_lease_life_cycle(tmp_path):
             1.0,
             2.0,
         )
-        assert st.lease_by_ip("10.0.0.6") == lease
+        assert st.lease_by_ip("10.0.0.6", now=50.0) == lease
         st.release_lease("00095200000E", "10.0.0.6", now=3.0)
-        assert st.lease_for("00095200000E") is None
+        assert st.lease_for("00095200000E", now=50.0) is None
         assert st.leases(include_inactive=True)[0].active is False
+
+
+
+PHONE, PC = "00095200000E", "02005E100001"
+
+
+def test_an_expired_lease_ends_at_its_expiry(tmp_path):
+    with State(tmp_path / "s.db") as st:
+        st.record_lease(Lease(PHONE, "10.0.0.5", expires=100), now=10.0)
+        assert st.lease_for(PHONE, now=99.0) is not None
+        assert st.lease_by_ip("10.0.0.5", now=99.0) is not None
+        assert st.lease_for(PHONE, now=100.0) is None  # no `del` needed
+        assert st.lease_by_ip("10.0.0.5", now=100.0) is None
+        st.record_lease(Lease(PHONE, "10.0.0.5", expires=0), now=20.0)  # 0: infinite
+        assert st.lease_for(PHONE, now=1e12) is not None
+
+
+def test_a_new_lease_on_the_same_address_ends_the_old_one(tmp_path):
+    """The `del` of the phone's lease was missed; a PC gets its address: the phone's lease
+    is over at once, whoever asks."""
+    with State(tmp_path / "s.db") as st:
+        st.record_lease(Lease(PHONE, "10.0.0.5", expires=1000), now=10.0)
+        st.record_lease(Lease(PC, "10.0.0.5", expires=1000), now=20.0)
+        assert st.lease_for(PHONE, now=30.0) is None
+        assert st.lease_by_ip("10.0.0.5", now=30.0).mac == PC
+        assert [lease.mac for lease in st.leases()] == [PHONE, PC]  # history is kept
+        st.release_lease(PC, "10.0.0.5", now=40.0)  # and a released successor
+        assert st.lease_by_ip("10.0.0.5", now=50.0) is None  # does not revive the phone's
+        assert st.lease_for(PHONE, now=50.0) is None
+        st.record_lease(Lease(PHONE, "10.0.0.5", expires=1000), now=60.0)  # back again
+        assert st.lease_for(PHONE, now=70.0).ip == "10.0.0.5"
+        assert st.ip_last_seen("10.0.0.5") == 60.0
+        assert st.ip_last_seen("10.0.0.99") is None
 
 
 def test_discovered_and_enrolled(tmp_path):

@@ -9,6 +9,7 @@ is lost. Time comes in as a parameter (`now`, seconds since the epoch).
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ from .sql import (
     RELEASE_LEASE,
     SCHEMA,
 )
+
+
+# A lease is live while active (no `del`), unexpired (`expires` 0 or NULL: no expiry) and the
+# latest one recorded on its address: dnsmasq gave the address to nobody else since.
+_LIVE = "active=1 AND (expires IS NULL OR expires<=0 OR expires>?2)"
+LIVE_LEASE_OF_MAC = f"""SELECT * FROM leases AS l WHERE mac=?1 AND {_LIVE} AND NOT EXISTS
+    (SELECT 1 FROM leases AS o WHERE o.ip=l.ip AND o.mac!=l.mac AND o.last_seen>l.last_seen)"""
+LIVE_LEASE_ON_IP = f"""SELECT * FROM
+    (SELECT * FROM leases WHERE ip=?1 ORDER BY last_seen DESC, rowid DESC LIMIT 1) WHERE {_LIVE}"""
 
 
 @dataclass(frozen=True)
@@ -95,16 +105,22 @@ class State:
         """dnsmasq said `del`: the lease is gone (kept as history, no longer active)."""
         self._write(RELEASE_LEASE, (now, mac, ip))
 
-    def lease_for(self, mac: str) -> Lease | None:
-        """The active lease of a MAC (normalised), or None."""
-        row = self.db.execute("SELECT * FROM leases WHERE mac=? AND active=1", (mac,)).fetchone()
+    def lease_for(self, mac: str, now: float | None = None) -> Lease | None:
+        """The live lease of a MAC (normalised), or None: active, not expired at `now`
+        (default: the clock), and no other MAC's lease seen later on its address."""
+        row = self.db.execute(LIVE_LEASE_OF_MAC, (mac, _now(now))).fetchone()
         return _lease(row) if row else None
 
-    def lease_by_ip(self, ip: str) -> Lease | None:
-        row = self.db.execute(
-            "SELECT * FROM leases WHERE ip=? AND active=1 ORDER BY last_seen DESC LIMIT 1", (ip,)
-        ).fetchone()
+    def lease_by_ip(self, ip: str, now: float | None = None) -> Lease | None:
+        """The live lease on an address, or None: the latest lease seen there, if it is
+        active and not expired at `now` (an older one never revives)."""
+        row = self.db.execute(LIVE_LEASE_ON_IP, (ip, _now(now))).fetchone()
         return _lease(row) if row else None
+
+    def ip_last_seen(self, ip: str) -> float | None:
+        """When the latest event about an address was recorded (any lease, live or not)."""
+        row = self.db.execute("SELECT max(last_seen) FROM leases WHERE ip=?", (ip,)).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def leases(self, include_inactive: bool = False) -> list[Lease]:
         sql = "SELECT * FROM leases" + ("" if include_inactive else " WHERE active=1")
@@ -215,6 +231,10 @@ def open_state(path: Path) -> State:
         return State(path)
     except sqlite3.Error as e:
         raise ConfigError(f"cannot open the state database: {e}", str(path)) from None
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
 
 
 def _lease(row: sqlite3.Row) -> Lease:
