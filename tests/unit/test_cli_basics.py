@@ -124,3 +124,36 @@ def test_ref_parse_refuses_a_settings_file(tmp_path):
     result = run("ref", "parse", str(tmp_path / "s.xml"))
     assert result.exit_code == 2
     assert "not a reference file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--option67", "prov.py?mac=<MACADR>"],  # 67 alone: a path, no server
+        ["--option66", "prov.example", "--option67", "x.xml"],  # a bare host in 66
+        ["--option66", "tftp://prov.example", "--option67", "x.xml"],
+        ["--option66", "http://"],
+        ["--option43", "43:06:78:2e:78:6d:6c:00"],  # 43 with only a file part
+    ],
+)
+def test_url_options_that_form_no_http_url_exit_2(args):
+    result = run("dhcp", "url", *args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and "http(s) URL" in result.stderr
+
+
+def test_url_with_a_malformed_43_beside_valid_66_67_warns_and_uses_them():
+    result = run(
+        "dhcp", "url", "--option66", "http://bar", "--option67", "x.xml", "--option43", "42:ff"
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "http://bar/x.xml\n"
+    assert result.stderr.startswith("warning: option 43 ignored: ")
+    assert "truncated" in result.stderr
+
+
+def test_url_with_a_malformed_43_and_nothing_else_is_the_43_error():
+    result = run("dhcp", "url", "--option67", "x.xml", "--option43", "42:ff")
+    assert result.exit_code == 2
+    assert "option 43 is truncated" in result.stderr

@@ -12,6 +12,7 @@ from phoneprov.core.dhcp import (
     join_66_67,
     parse_hex,
     phone_url,
+    url_from_options,
 )
 from phoneprov.core.errors import InputError
 from phoneprov.core.markers import DeviceInfo
@@ -142,3 +143,42 @@ def test_phone_url_plain_options_win_over_43():
     assert phone_url(None, "prov.py?mac=<MACADR>", o43, dev) == (
         "http://foo/prov.py?mac=00095200000E"
     )
+
+
+@pytest.mark.parametrize(
+    ("o66", "o67"),
+    [
+        (None, "prov.py?mac=<MACADR>"),
+        ("prov.example", "x.xml"),
+        ("prov.example:8080", "x.xml"),
+        ("ftp://prov.example", "x.xml"),
+        ("http://", None),
+        ("http:///x", None),
+    ],
+)
+def test_phone_url_must_be_http(o66, o67):
+    with pytest.raises(InputError, match="not an http"):
+        phone_url(o66, o67)
+
+
+def test_phone_url_takes_either_scheme_in_any_case():
+    assert phone_url("HTTPS://foo", "x") == "HTTPS://foo/x"
+
+
+def test_url_from_options_ignores_a_broken_43_when_66_67_suffice():
+    found = url_from_options("http://bar", "x.xml", "42:ff")
+    assert found.url == "http://bar/x.xml"
+    assert len(found.warnings) == 1 and "option 43 ignored" in found.warnings[0]
+
+
+def test_url_from_options_uses_43_for_what_66_67_lack():
+    found = url_from_options(None, None, SEED_43, DeviceInfo(type="D200"))
+    assert (found.url, found.warnings) == ("http://foo/D200.bak", ())
+    assert url_from_options(None, "a.xml", SEED_43).url == "http://foo/a.xml"
+
+
+def test_url_from_options_with_a_broken_43_that_was_needed_is_the_43_error():
+    with pytest.raises(InputError, match="truncated"):
+        url_from_options(None, "x.xml", "42:ff")
+    with pytest.raises(InputError, match="truncated"):
+        url_from_options(None, None, b"\x42\xff")

@@ -78,9 +78,12 @@ def url(
     serial: str | None,
 ) -> None:
     """Print the URL the phone will fetch: 66 + 67 joined (a missing one taken from 43),
-    markers replaced."""
-    opt43 = dhcp.decode_option43(option43_hex) if option43_hex else None
-    click.echo(dhcp.phone_url(option66, option67, opt43, DeviceInfo(mac, model, serial)))
+    markers replaced. Exit 2 when they form no http(s) URL; a malformed 43 that is not
+    needed is a warning on stderr."""
+    found = dhcp.url_from_options(option66, option67, option43_hex, DeviceInfo(mac, model, serial))
+    for warning in found.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(found.url)
 
 
 @click.group("ref")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .errors import InputError
 from .markers import DeviceInfo, replace_markers
@@ -21,6 +22,7 @@ END = 0xFF
 PHONE_REQUESTS = (1, 3, 6, 42, 43, 66, 67)
 MAX_OPTION_LEN = 255  # one DHCP option's length byte
 MAX_SUB_TEXT = MAX_OPTION_LEN - 3  # code + length + NUL around the text, inside one option
+URL_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,14 @@ def decode_option43(data: str | bytes) -> Option43:
     return Option43(values.get(SUB_66), values.get(SUB_67), tuple(unknown))
 
 
+@dataclass(frozen=True)
+class FoundUrl:
+    """The URL a phone fetches, and what was wrong but did not stop it (for a warning)."""
+
+    url: str
+    warnings: tuple[str, ...] = ()
+
+
 def phone_url(
     option66: str | None = None,
     option67: str | None = None,
@@ -167,6 +177,7 @@ def phone_url(
 ) -> str:
     """The URL the phone fetches: plain 66/67 win, a missing one comes from 43, markers replaced.
 
+    InputError when the options do not form an http(s) URL (67 alone, a bare host in 66).
     >>> phone_url("http://prov.server.com", "prov.py?mac=<MACADR>",
     ...           device=DeviceInfo(mac="00:09:52:00:00:0E"))
     'http://prov.server.com/prov.py?mac=00095200000E'
@@ -174,7 +185,56 @@ def phone_url(
     if option43 is not None:
         option66 = option66 or option43.option66
         option67 = option67 or option43.option67
-    return replace_markers(join_66_67(option66, option67), device or DeviceInfo())
+    joined = join_66_67(option66, option67)
+    check_http_url(joined, option66, option67)
+    return replace_markers(joined, device or DeviceInfo())
+
+
+def url_from_options(
+    option66: str | None = None,
+    option67: str | None = None,
+    option43: str | bytes | None = None,
+    device: DeviceInfo | None = None,
+) -> FoundUrl:
+    """`phone_url` from options as received, 43 still encoded (hex text or bytes).
+
+    A malformed 43 is only a warning when 66/67 form the URL without it; when the URL needs
+    43, its error is the error.
+    >>> url_from_options("http://bar", "x.xml", "42:ff").warnings
+    ('option 43 ignored: option 43 is truncated: sub-option 0x42 says 255 bytes, 0 follow',)
+    """
+    try:
+        decoded = decode_option43(option43) if option43 is not None else None
+    except InputError as bad43:
+        try:
+            url = phone_url(option66, option67, None, device)
+        except InputError:
+            raise bad43 from None
+        return FoundUrl(url, (f"option 43 ignored: {bad43}",))
+    return FoundUrl(phone_url(option66, option67, decoded, device))
+
+
+def check_http_url(url: str, option66: str | None = None, option67: str | None = None) -> str:
+    """The joined 66/67 must be http(s)://host/...: a phone fetches nothing else.
+
+    >>> check_http_url("prov.py?mac=<MACADR>")
+    Traceback (most recent call last):
+    ...
+    phoneprov.core.errors.InputError: not an http(s) URL: 'prov.py?mac=<MACADR>'
+    """
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0  # ValueError: no number, > 65535
+        if parts.scheme.lower() in URL_SCHEMES and parts.hostname and port_ok:
+            return url
+    except ValueError:  # an unbalanced '[', a port that is no port
+        pass
+    hint = ""
+    if not option66 and option67:
+        hint = " (option 67 alone: option 66 must give http(s)://host)"
+    elif option66 and not re.match(r"(?i)https?://", option66):
+        hint = f" (option 66 {option66!r} is no http(s)://host)"
+    raise InputError(f"not an http(s) URL: {_clip(url)!r}{hint}")
 
 
 def _text(code: int, value: bytes) -> str:
