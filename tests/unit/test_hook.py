@@ -220,10 +220,17 @@ def test_hook_and_state_write_the_same_rows(site, tmp_path):
         state.release_lease("00095200000E", "10.0.0.6", 3.0)
         state.record_discovered(Discovered("000952000077", "10.0.0.7", None, "oui", 4.0, 4.0))
     with LeaseDb(str(tmp_path / "b.db")) as db:
-        db.record_lease(row, 1.0)
-        db.record_lease({"mac": "00095200000E", "ip": "10.0.0.6"}, 2.0)
-        db.release_lease("00095200000E", "10.0.0.6", 3.0)
-        db.record_discovered("000952000077", "10.0.0.7", None, "oui", 4.0)
+        db.commit([("lease", LeaseDb.lease_params(row, 1.0))])
+        db.commit([("lease", LeaseDb.lease_params({"mac": "00095200000E", "ip": "10.0.0.6"}, 2.0))])
+        db.commit([("release", LeaseDb.release_params("00095200000E", "10.0.0.6", 3.0))])
+        db.commit(
+            [
+                (
+                    "discovered",
+                    LeaseDb.discovered_params("000952000077", "10.0.0.7", None, "oui", 4.0),
+                )
+            ]
+        )
     with State(tmp_path / "a.db") as a, State(tmp_path / "b.db") as b:
         assert a.leases(include_inactive=True) == b.leases(include_inactive=True)
         assert a.discovered() == b.discovered()

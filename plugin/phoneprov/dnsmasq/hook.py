@@ -5,6 +5,11 @@ DNSMASQ_* variables (DESIGN §3), and `init` at start when --leasefile-ro is set
 print the leases we know, in lease-file format). Anything else is logged and ignored:
 a failing script would only make dnsmasq log noise, never help.
 
+dnsmasq runs the next event only when this one ends, so the hook waits for the database's
+write lock about half a second at most. A busy (or broken) database does not lose the event:
+it goes to a spool beside the database (`state.spool`), which the next run replays first, in
+order, and which a detached drainer the hook forks writes as soon as the database frees.
+
 It stays cheap: the common path imports sqlite3, the settings `apply` wrote for it
 (`dnsmasq.applied`, no TOML parser), `core.mac` and the lean state path, nothing else (no
 Flask, no lxml, no pyroute2, not even `re`). Only auto-enrolment loads the full config and
@@ -25,10 +30,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import TextIO
 
-    from ..state.hookdb import LeaseDb
+    from ..state.spool import Spool
 
 IGNORED_ACTIONS = ("tftp", "arp", "arp-old", "arp-add", "arp-del", "relay-snoop")
 MAX_TEXT = 255
+DRAIN_WAIT_S = 5.0  # the drainer's busy timeout per attempt
+DRAIN_FOR_S = 900.0  # after this the drainer gives up; the next event writes the spool
 
 
 class HookError(Exception):
@@ -90,22 +97,28 @@ def run(argv: list[str], environ: Mapping[str, str], out: TextIO, now: float) ->
 
     config = HookSettings(environ.get(ENV) or DEFAULT_PATH)
     from ..state.hookdb import LeaseDb
+    from ..state.spool import Spool
 
+    spool = Spool(config.state)
     if action == "init":
-        with LeaseDb(config.state) as db:
-            print_leases(db, out, now)
+        print_leases(config, spool, out, now)
         return
     if len(argv) < 4:
         raise HookError(f"{action}: expected MAC and IP, got {_clip(repr(argv[2:]))}")
     mac, ip = norm_mac(argv[2]), check_ipv4(argv[3])
-    with LeaseDb(config.state) as db:
-        if action == "del":
-            db.release_lease(mac, ip, now)
-            return
-        lease = lease_from(mac, ip, argv[4] if len(argv) > 4 else None, environ, now)
-        db.record_lease(lease, now)
-        if not has_device_files(config.hostsdir, mac):
-            discover(config, db, lease, now)
+    if action == "del":
+        record(config, spool, [("release", LeaseDb.release_params(mac, ip, now))])
+        return
+    lease = lease_from(mac, ip, argv[4] if len(argv) > 4 else None, environ, now)
+    writes: list[tuple[str, tuple[object, ...]]] = [("lease", LeaseDb.lease_params(lease, now))]
+    vendor_class = lease["vendor_class"] if isinstance(lease["vendor_class"], str) else None
+    reason = None
+    if not has_device_files(config.hostsdir, mac):
+        reason = discovery_reason(config, mac, vendor_class)
+    if reason is not None:
+        writes.append(("discovered", LeaseDb.discovered_params(mac, ip, vendor_class, reason, now)))
+    if record(config, spool, writes) and reason and config.auto_enrol and config.mode != "vendor":
+        enrol(config, mac, now)
 
 
 def lease_from(
@@ -133,23 +146,110 @@ def lease_from(
     }
 
 
-def discover(config: HookSettings, db: LeaseDb, lease: dict[str, object], now: float) -> None:
-    """A phone we do not provision yet: record it if it looks like ours; maybe enrol it."""
-    mac, ip = str(lease["mac"]), str(lease["ip"])
-    vendor_class = lease["vendor_class"] if isinstance(lease["vendor_class"], str) else None
-    reason = None
+def record(
+    config: HookSettings, spool: Spool, writes: list[tuple[str, tuple[object, ...]]]
+) -> bool:
+    """Write the event into the database after what the spool holds; when the database is
+    busy past about HOOK_BUSY_TIMEOUT_S (or unusable), append it to the spool instead and
+    make sure a drainer writes it later. True when it is in the database now."""
+    import sqlite3
+
+    from ..state.hookdb import LeaseDb
+
+    try:
+        with LeaseDb(config.state) as db:
+            db.commit(writes, spool)
+            skipped = db.skipped
+    except sqlite3.Error as e:
+        problem = str(e)
+    else:
+        if skipped:
+            log(f"error: {spool.path}: {skipped} unreadable line(s) dropped")
+        return True
+    try:
+        spool.append(writes)
+    except OSError as e:
+        log(f"error: event lost: {config.state}: {problem}; {spool.path}: {e.strerror or e}")
+        return False
+    log(f"{config.state}: {problem}: event kept in {spool.path}, written when it can be")
+    start_drainer(config.state, spool)
+    return False
+
+
+def discovery_reason(config: HookSettings, mac: str, vendor_class: str | None) -> str | None:
+    """Why a phone we do not provision yet looks like ours (OUI, vendor class), or None."""
     if mac[:6] in config.vendor_ouis:
-        reason = f"oui {mac[:6]}"
-    elif vendor_class:
+        return f"oui {mac[:6]}"
+    if vendor_class:
         for wanted in config.vendor_classes:
             if wanted in vendor_class:  # dnsmasq matches vendor classes as substrings
-                reason = f"vendor class {wanted}"
-                break
-    if reason is None:
+                return f"vendor class {wanted}"
+    return None
+
+
+# the drainer: the spool into the database once it frees -------------------------------
+
+
+def start_drainer(state: str, spool: Spool) -> None:
+    """Fork a detached process that writes the spool into the database as soon as it can
+    (unless one runs already: it holds the drain lock, and looks again before it exits).
+    The hook itself returns at once: dnsmasq waits only for the hook."""
+    try:
+        lock = spool.try_drain_lock()
+    except OSError as e:
+        log(f"error: {spool.lock_path}: {e.strerror or e}; the next event writes the spool")
         return
-    db.record_discovered(mac, ip, vendor_class, reason, now)
-    if config.auto_enrol and config.mode != "vendor":
-        enrol(config, mac, now)
+    if lock is None:
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(lock)
+        return
+    if pid:
+        os.close(lock)
+        os.waitpid(pid, 0)
+        return
+    try:  # the child: a new session, and a grandchild init adopts
+        os.setsid()
+        if os.fork() == 0:
+            _detach(lock)
+            drain(state, spool, lock)
+    finally:
+        os._exit(0)
+
+
+def drain(state: str, spool: Spool, lock: int) -> None:
+    """Replay the spool until it is empty (or DRAIN_FOR_S passed), holding the drain lock."""
+    import sqlite3
+
+    from ..state.hookdb import LeaseDb
+
+    deadline = time.monotonic() + DRAIN_FOR_S
+    while True:
+        while spool.pending() and time.monotonic() < deadline:
+            try:
+                with LeaseDb(state, timeout=DRAIN_WAIT_S) as db:
+                    db.commit([], spool)
+            except sqlite3.Error:
+                time.sleep(1.0)
+        os.close(lock)
+        # an event spooled while we held the lock saw it held and left the spool to us
+        if not spool.pending() or time.monotonic() >= deadline:
+            return
+        next_lock = spool.try_drain_lock()
+        if next_lock is None:  # a newer drainer has it
+            return
+        lock = next_lock
+
+
+def _detach(keep: int) -> None:
+    """No inherited descriptors but `keep`: dnsmasq reads the hook's output until EOF."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def enrol(config: HookSettings, mac: str, now: float) -> None:
@@ -170,13 +270,24 @@ def enrol(config: HookSettings, mac: str, now: float) -> None:
     )
 
 
-def print_leases(db: LeaseDb, out: TextIO, now: float) -> None:
-    """`init` with --leasefile-ro: our active, unexpired leases in dnsmasq's lease format."""
-    for expires, mac, ip, hostname in db.active_leases():
-        if not expires or expires <= now:  # unknown expiry: let the phone ask again
-            continue
-        name = hostname if hostname and " " not in hostname else "*"
-        out.write(f"{expires} {colon_mac(mac)} {ip} {name} *\n")
+def print_leases(config: HookSettings, spool: Spool, out: TextIO, now: float) -> None:
+    """`init` with --leasefile-ro: our active, unexpired leases in dnsmasq's lease format
+    (what the spool holds first, when the database takes it now)."""
+    import sqlite3
+
+    from ..state.hookdb import LeaseDb
+
+    with LeaseDb(config.state) as db:
+        if spool.pending():
+            try:
+                db.commit([], spool)
+            except sqlite3.Error as e:
+                log(f"{config.state}: {e}: events in {spool.path} not written yet")
+        for expires, mac, ip, hostname in db.active_leases():
+            if not expires or expires <= now:  # unknown expiry: let the phone ask again
+                continue
+            name = hostname if hostname and " " not in hostname else "*"
+            out.write(f"{expires} {colon_mac(mac)} {ip} {name} *\n")
     out.flush()
 
 

@@ -1,9 +1,11 @@
-"""The hook's lean path into the state database: sqlite3 and the statements in `state_sql`.
+"""The hook's lean path into the state database: sqlite3 and the statements in `state.sql`.
 
 `state.State` is the full adapter (dataclasses, schema set-up on every open). The hook runs
-once per DHCP event, one at a time, so it writes with plain tuples and sets the schema up
-only when the database is new (through `State` itself, so there is one schema).
-`tests/unit/test_hook.py` checks that both paths leave identical rows.
+once per DHCP event, so it writes plain tuples in one short IMMEDIATE transaction, waits at
+most `HOOK_BUSY_TIMEOUT_S` for the write lock, and sets the schema up (`sql.SCHEMA`, in
+the same transaction) only when the database is new. Events it could not write wait in the
+spool (`state.spool`); every transaction first replays them, in order.
+`tests/unit/test_hook.py` checks that this path and `State` leave identical rows.
 """
 
 from __future__ import annotations
@@ -12,22 +14,42 @@ import sqlite3
 
 from .sql import (
     ACTIVE_LEASES,
-    BUSY_TIMEOUT_S,
+    HOOK_BUSY_TIMEOUT_S,
     LEASE_COLUMNS,
     RECORD_DISCOVERED,
     RECORD_LEASE,
     RELEASE_LEASE,
+    REPLAY_DISCOVERED,
+    REPLAY_LEASE,
+    REPLAY_RELEASE,
+    SCHEMA,
 )
+
+TYPE_CHECKING = False  # not from typing: importing typing alone costs ~5 ms per event
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .spool import Spool
+
+    Write = tuple[str, Sequence[object]]
+
+# kind -> (statement, the same statement when replayed, number of parameters)
+WRITES = {
+    "lease": (RECORD_LEASE, REPLAY_LEASE, len(LEASE_COLUMNS) + 2),
+    "release": (RELEASE_LEASE, REPLAY_RELEASE, 3),
+    "discovered": (RECORD_DISCOVERED, REPLAY_DISCOVERED, 6),
+}
+SCALARS = (str, int, float, type(None))
 
 
 class LeaseDb:
-    """One connection; every write is one short IMMEDIATE transaction (WAL, busy timeout)."""
+    """One connection; `commit` is one IMMEDIATE transaction (WAL, short busy timeout)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, timeout: float = HOOK_BUSY_TIMEOUT_S) -> None:
         self.path = path
-        if not _exists(path):
-            _create_schema(path)
-        self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self.new = not _exists(path)
+        self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        self.skipped = 0  # spooled lines that could not be replayed (cut short, not ours)
 
     def close(self) -> None:
         self.db.close()
@@ -38,40 +60,92 @@ class LeaseDb:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def write(self, sql: str, params: tuple[object, ...]) -> None:
+    @staticmethod
+    def lease_params(lease: dict[str, object], now: float) -> tuple[object, ...]:
+        return (*(lease.get(c) for c in LEASE_COLUMNS), now, now)
+
+    @staticmethod
+    def release_params(mac: str, ip: str, now: float) -> tuple[object, ...]:
+        return (now, mac, ip)
+
+    @staticmethod
+    def discovered_params(
+        mac: str, ip: str, vendor_class: str | None, reason: str, now: float
+    ) -> tuple[object, ...]:
+        return (mac, ip, vendor_class, reason, now, now)
+
+    def commit(self, writes: Sequence[Write], spool: Spool | None = None) -> int:
+        """Replay what `spool` holds, then run `writes`, in one transaction; the spool is
+        emptied after the commit. Returns the number of events replayed.
+
+        Raises sqlite3.Error when the write lock did not come within the timeout or the
+        database cannot be used: then nothing was written and the spool is as it was.
+        """
         try:
-            self._write(sql, params)
+            return self._commit(writes, spool)
         except sqlite3.OperationalError as e:
             if "no such table" not in str(e):
                 raise
-            _create_schema(self.path)  # another process created the file a moment ago
-            self._write(sql, params)
+            self.new = True  # another process created the file a moment ago, not the tables
+            return self._commit(writes, spool)
 
-    def _write(self, sql: str, params: tuple[object, ...]) -> None:
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(sql, params)
+    def _commit(self, writes: Sequence[Write], spool: Spool | None) -> int:
+        if self.new:
+            self.db.execute("PRAGMA journal_mode=WAL")  # persistent; outside a transaction
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.new:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            replayed = 0
+            if spool is not None:
+                with spool.claim() as events:
+                    for event in events:
+                        replayed += self._replay(event)
+                    for kind, params in writes:
+                        self.db.execute(WRITES[kind][0], tuple(params))
+                    self.db.execute("COMMIT")
+            else:
+                for kind, params in writes:
+                    self.db.execute(WRITES[kind][0], tuple(params))
+                self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        self.new = False
+        return replayed
 
-    def record_lease(self, lease: dict[str, object], now: float) -> None:
-        self.write(RECORD_LEASE, (*(lease.get(c) for c in LEASE_COLUMNS), now, now))
-
-    def release_lease(self, mac: str, ip: str, now: float) -> None:
-        self.write(RELEASE_LEASE, (now, mac, ip))
-
-    def record_discovered(
-        self, mac: str, ip: str, vendor_class: str | None, reason: str, now: float
-    ) -> None:
-        self.write(RECORD_DISCOVERED, (mac, ip, vendor_class, reason, now, now))
+    def _replay(self, event: object) -> int:
+        """One spooled event (a list of [kind, params]); 0 and counted when it is not one."""
+        if not isinstance(event, list) or not all(_is_write(w) for w in event):
+            self.skipped += 1
+            return 0
+        for kind, params in event:
+            self.db.execute(WRITES[kind][1], tuple(params))
+        return 1
 
     def active_leases(self) -> list[tuple[int | None, str, str, str | None]]:
-        return list(self.db.execute(ACTIVE_LEASES))
+        try:
+            return list(self.db.execute(ACTIVE_LEASES))
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):  # a new database: no leases yet
+                return []
+            raise
 
 
-def _create_schema(path: str) -> None:
-    """The schema comes from State, the one place that defines it (rare: a new database)."""
-    from .db import State
-
-    State(path).close()
+def _is_write(write: object) -> bool:
+    if not isinstance(write, list) or len(write) != 2:
+        return False
+    kind, params = write
+    return (
+        isinstance(kind, str)
+        and kind in WRITES
+        and isinstance(params, list)
+        and len(params) == WRITES[kind][2]
+        and all(isinstance(p, SCALARS) for p in params)
+    )
 
 
 def _exists(path: str) -> bool:

@@ -1,8 +1,9 @@
 """The state database's schema and its write statements: the one definition both writers
-use — `state.State` (the full adapter) and `dnsmasq.leasedb` (the hook's lean path, which
+use — `state.State` (the full adapter) and `state.hookdb` (the hook's lean path, which
 imports nothing but sqlite3 and this)."""
 
 BUSY_TIMEOUT_S = 10.0
+HOOK_BUSY_TIMEOUT_S = 0.5  # the hook waits this long for the write lock, then spools the event
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
     mac TEXT PRIMARY KEY, ip TEXT NOT NULL, hostname TEXT, interface TEXT,
@@ -46,3 +47,8 @@ RECORD_DISCOVERED = """INSERT INTO discovered VALUES (?, ?, ?, ?, ?, ?) ON CONFL
     SET ip=excluded.ip, vendor_class=coalesce(excluded.vendor_class, vendor_class),
       reason=excluded.reason, last_seen=excluded.last_seen"""
 ACTIVE_LEASES = "SELECT expires, mac, ip, hostname FROM leases WHERE active=1 ORDER BY mac"
+# Replaying the hook's spool (`state.spool`): the same writes, but an event never undoes a
+# newer one already in the row (a replay repeated after a crash between commit and truncate).
+REPLAY_LEASE = RECORD_LEASE + " WHERE excluded.last_seen >= leases.last_seen"
+REPLAY_RELEASE = "UPDATE leases SET active=0, last_seen=?1 WHERE mac=?2 AND ip=?3 AND last_seen<=?1"
+REPLAY_DISCOVERED = RECORD_DISCOVERED + " WHERE excluded.last_seen >= discovered.last_seen"
