@@ -1,6 +1,10 @@
+import errno
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -232,3 +236,115 @@ def test_the_hook_reuses_the_address_the_last_apply_resolved(tmp_path):
     apply(config, resolve_settings(config, address_of=lambda _ifname: "10.231.0.7"))
     reused = apply_mod.applied_settings(config)
     assert (reused.server_url, reused.ntp) == ("http://10.231.0.7:8080", ("10.231.0.7",))
+
+
+# removing files, temp files, disk full, modes (issue 11 items 10, 13, 14) ----------------
+
+
+def test_removed_files_are_renamed_to_a_dot_name_before_unlink(tmp_path, monkeypatch):
+    """dnsmasq's inotify reads a deleted name and logs `cannot read`; dot names it skips."""
+    config = make_site(tmp_path)
+    apply(config)
+    unlinked = []
+    real_unlink = os.unlink
+
+    def unlink(name, *, dir_fd=None):
+        unlinked.append(os.path.basename(name))
+        real_unlink(name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    config = make_site(tmp_path, devices=("00:09:52:00:00:1f",))
+    assert apply(config).removed == ["00095200000E"]  # its opts file goes
+    later = (tmp_path / "hosts" / "00095200000E").stat().st_mtime + 60
+    monkeypatch.setattr(apply_mod, "dnsmasq_started_at", lambda _pidfile: later)
+    assert apply(config).dropped == ["00095200000E"]  # then its tombstone
+    assert len(unlinked) == 2 and all(name.startswith(".") for name in unlinked), unlinked
+    assert not (tmp_path / "opts" / "00095200000E").exists()
+    assert not (tmp_path / "hosts" / "00095200000E").exists()
+    assert not [
+        p for d in ("hosts", "opts") for p in (tmp_path / d).iterdir() if "00095200000E" in p.name
+    ]
+
+
+def temp_files(tmp_path):
+    return sorted(p.name for d in ("hosts", "opts") for p in (tmp_path / d).glob(".*.tmp"))
+
+
+def test_disk_full_leaves_no_temp_file_names_the_path_and_keeps_the_old_files(
+    tmp_path, monkeypatch
+):
+    config = make_site(tmp_path)
+    apply(config)
+    before = snapshot(tmp_path / "hosts") | snapshot(tmp_path / "opts")
+    config = make_site(tmp_path, ntp='["10.231.0.2"]')  # both devices change
+    real_write, writes = os.write, []
+
+    def write(fd, data):
+        writes.append(fd)
+        if len(writes) == 3:  # the third file: the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(ConfigError) as failed:
+        apply(config)
+    assert "No space left on device" in str(failed.value)
+    assert str(tmp_path / "hosts") in failed.value.where or str(tmp_path / "opts") in (
+        failed.value.where
+    )
+    assert temp_files(tmp_path) == []
+    assert snapshot(tmp_path / "hosts") | snapshot(tmp_path / "opts") == before
+    monkeypatch.setattr(os, "write", real_write)
+    assert len(apply(config).written) == 2
+
+
+KILLED_APPLY = """
+import os, signal, sys
+from phoneprov.config import load_config
+from phoneprov.dnsmasq import apply as apply_mod
+
+def commit(self, temps):  # every temp file is written: die before the first rename
+    os.kill(os.getpid(), signal.SIGKILL)
+
+apply_mod._Dir.commit = commit
+apply_mod.apply(load_config(sys.argv[1]))
+"""
+
+
+def test_temp_files_of_a_killed_apply_are_removed_by_the_next(tmp_path):
+    config = make_site(
+        tmp_path, devices=[f"00:09:52:00:{i >> 8:02x}:{i & 255:02x}" for i in range(50)]
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_APPLY, str(config.path)], capture_output=True, timeout=120
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(temp_files(tmp_path)) == 100  # kill -9 during apply: its temp files stay
+    with subprocess.Popen(["sleep", "60"]) as alive:  # a process that still runs
+        try:
+            (tmp_path / "hosts" / f".00095200000E.{alive.pid}.tmp").write_text("in progress")
+            result = apply(config)
+            assert temp_files(tmp_path) == [f".00095200000E.{alive.pid}.tmp"]
+        finally:
+            alive.kill()
+    assert len(result.written) == 50
+    assert len(list((tmp_path / "hosts").glob("0*"))) == 50
+
+
+def test_modes_are_set_whatever_the_umask(tmp_path):
+    config = make_site(tmp_path)
+    config = replace(
+        config,
+        dhcp=replace(
+            config.dhcp, hostsdir=tmp_path / "new" / "hosts", optsdir=tmp_path / "new" / "opts"
+        ),
+    )
+    old = os.umask(0o077)
+    try:
+        apply(config)
+    finally:
+        os.umask(old)
+    for directory in ("new", "new/hosts", "new/opts"):  # dnsmasq reads them as nobody
+        assert stat.S_IMODE((tmp_path / directory).stat().st_mode) == 0o755, directory
+    for name in ("hosts/00095200000E", "opts/00095200000E", "hosts/.phoneprov-applied"):
+        assert stat.S_IMODE((tmp_path / "new" / name).stat().st_mode) == 0o644, name

@@ -5,11 +5,16 @@ inventory never touches what dnsmasq runs with. Each file is written as a dot-na
 file (dnsmasq's inotify ignores those), made 0644 (dnsmasq reads as `nobody`), flushed to
 disk and renamed into place. An unchanged file is not touched. A changed device's opts file
 is renamed before its host file, so its new tag never points at options not loaded yet.
-Never SIGHUP dnsmasq (DESIGN §3): removed devices get tombstones instead.
+Never SIGHUP dnsmasq (DESIGN §3): removed devices get tombstones instead. A file goes by a
+rename to a dot name, then unlink (a deleted name makes dnsmasq log `cannot read`).
+Modes are set explicitly, whatever the umask: directories 0755, files 0644. A failed write
+(disk full) removes its temp files and names the path; each apply first removes the temp
+files of applies that died (`kill -9`), recognised by the PID in their name.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -21,6 +26,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..core import dnsmasq_conf as conf
+from ..core.errors import ConfigError
 from ..core.inventory import Inventory
 from ..core.layout import device_token
 from ..site import full_inventory, resolve_settings, token_secret
@@ -28,6 +34,8 @@ from .applied import APPLIED_NAME, dump_applied, load_applied
 
 LOCK_FILE = ".phoneprov.lock"
 MAC_NAME = frozenset("0123456789ABCDEF")
+DIR_MODE, FILE_MODE = 0o755, 0o644  # dnsmasq reads both directories as `nobody`
+SCRATCH = ("tmp", "gone")  # `.NAME.PID.tmp` is being written, `.NAME.PID.gone` being removed
 SYNC_ALL_ABOVE = 64  # more changed files than this: one os.sync() instead of one fsync each
 
 
@@ -114,7 +122,7 @@ def apply(
         desired = plan(settings, list(inventory.devices), secret)
     hostsdir, optsdir = config.dhcp.hostsdir, config.dhcp.optsdir
     for directory in (hostsdir, optsdir):
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        make_dirs(directory)
     with _locked(hostsdir):
         result = write_fragments(
             hostsdir, optsdir, desired, dnsmasq_started_at(config.dhcp.dnsmasq_pidfile)
@@ -135,6 +143,8 @@ def write_fragments(
     """Make the two directories say `desired`; touch only what differs."""
     result = ApplyResult()
     with _Dir(hostsdir) as hosts, _Dir(optsdir) as opts:
+        hosts.sweep()
+        opts.sweep()
         hosts_now, opts_now = hosts.ours(), opts.ours()
         opts_writes: dict[str, str] = {}
         host_writes: dict[str, str] = {}
@@ -155,25 +165,53 @@ def write_fragments(
                 host_writes[name] = conf.tombstone(name)
                 result.removed.append(name)
             elif conf.tombstone_expired(hosts.mtime(name), dnsmasq_started):
-                hosts.unlink(name)
+                hosts.remove(name)
                 result.dropped.append(name)
         # Temp files in both directories at once (creating files is the cost, and each
         # directory has its own lock), then the renames: opts first, so a host line never
         # names a tag whose options dnsmasq has not read.
-        with ThreadPoolExecutor(2) as pool:
-            opts_temps, host_temps = pool.map(
-                _Dir.prepare, (opts, hosts), (opts_writes, host_writes)
-            )
+        opts_temps, host_temps = _prepare_both((opts, opts_writes), (hosts, host_writes))
         if len(opts_temps) + len(host_temps) > SYNC_ALL_ABOVE:
             os.sync()  # one flush for all instead of an fsync per file
         opts.commit(opts_temps)
         hosts.commit(host_temps)
         for name in sorted(opts_now - desired.keys()):
-            opts.unlink(name)  # its tag is no longer set by any host line
+            opts.remove(name)  # its tag is no longer set by any host line
         if result.dropped or opts_now - desired.keys():
             hosts.fsync()
             opts.fsync()
     return result
+
+
+def _prepare_both(
+    *jobs: tuple[_Dir, Mapping[str, str]],
+) -> tuple[list[tuple[str, str]], ...]:
+    """Temp files in each directory at once (creating files is the cost, and each directory
+    has its own lock); when one fails, the other's temp files go too, then the error."""
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(directory.prepare, writes) for directory, writes in jobs]
+    errors = [e for f in futures if (e := f.exception()) is not None]
+    if errors:
+        for (directory, _writes), future in zip(jobs, futures, strict=True):
+            if future.exception() is None:
+                directory.discard(future.result())
+        raise errors[0]
+    return tuple(f.result() for f in futures)
+
+
+def make_dirs(path: Path) -> None:
+    """`path` and its missing parents, made 0755 whatever the umask (dnsmasq reads as
+    `nobody`); directories that exist keep the mode their admin gave them."""
+    missing = []
+    while not path.is_dir() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # made meanwhile by someone else: theirs
+            continue
+        directory.chmod(DIR_MODE)
 
 
 def dnsmasq_started_at(pidfile: Path) -> float | None:
@@ -222,8 +260,31 @@ class _Dir:
         return os.stat(name, dir_fd=self.fd).st_mtime
 
     def unlink(self, name: str) -> None:
+        """Unlink a dot name (dnsmasq ignores those); `remove` for the names it reads."""
         with suppress(FileNotFoundError):
             os.unlink(name, dir_fd=self.fd)
+
+    def remove(self, name: str) -> None:
+        """Rename to a dot name, then unlink: on a plain unlink dnsmasq's inotify tries to
+        read the name and logs `cannot read ...: No such file or directory`."""
+        gone = f".{name}.{os.getpid()}.gone"
+        try:
+            os.rename(name, gone, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except FileNotFoundError:
+            return
+        self.unlink(gone)
+
+    def sweep(self) -> None:
+        """Remove `.NAME.PID.tmp`/`.gone` files whose process no longer runs (an apply that
+        was killed; call it holding the apply lock, so none of ours is in progress)."""
+        for name in os.listdir(self.fd):
+            pid = _scratch_pid(name)
+            if pid is not None and (pid == os.getpid() or not _running(pid)):
+                self.unlink(name)
+
+    def discard(self, temps: list[tuple[str, str]]) -> None:
+        for temp, _name in temps:
+            self.unlink(temp)
 
     def write_many(self, writes: Mapping[str, str]) -> None:
         """Write each file atomically: a flushed dot-named temp file, then a rename."""
@@ -236,7 +297,14 @@ class _Dir:
         """Temp files for `writes` ((temp, name) pairs); fsynced each when they are few
         (with many, the caller flushes them all at once with os.sync())."""
         fsync_each = len(writes) <= SYNC_ALL_ABOVE
-        return [(self._temp(name, text, fsync_each), name) for name, text in writes.items()]
+        temps: list[tuple[str, str]] = []
+        try:
+            for name, text in writes.items():
+                temps.append((self._temp(name, text, fsync_each), name))
+        except BaseException:
+            self.discard(temps)
+            raise
+        return temps
 
     def commit(self, temps: list[tuple[str, str]]) -> None:
         """Rename the prepared temp files into place, then flush the directory."""
@@ -247,22 +315,34 @@ class _Dir:
             for temp, name in temps:
                 os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
                 renamed += 1
+        except OSError as e:
+            raise ConfigError(f"cannot rename into place: {e.strerror or e}", self._at(name)) from e
         finally:
-            for temp, _name in temps[renamed:]:  # only after a failed rename
-                self.unlink(temp)
+            self.discard(temps[renamed:])  # only after a failed rename
         self.fsync()
 
     def _temp(self, name: str, text: str, fsync: bool) -> str:
         temp = f".{name}.{os.getpid()}.tmp"  # dot: dnsmasq's inotify ignores it
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=self.fd)
+        data = text.encode("utf-8")
         try:
-            os.fchmod(fd, 0o644)  # dnsmasq reads as nobody; the umask must not take that away
-            os.write(fd, text.encode("utf-8"))
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE, dir_fd=self.fd)
+            try:
+                os.fchmod(fd, FILE_MODE)  # dnsmasq reads as nobody, whatever the umask
+                if os.write(fd, data) != len(data):  # a regular file: only when it is full
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.unlink(temp)
+            raise ConfigError(
+                f"cannot write: {e.strerror or e} (the file is unchanged)", self._at(name)
+            ) from e
         return temp
+
+    def _at(self, name: str) -> str:
+        return str(self.path / name)
 
     def fsync(self) -> None:
         os.fsync(self.fd)
@@ -271,6 +351,32 @@ class _Dir:
 def _write_atomic(path: Path, text: str) -> None:
     with _Dir(path.parent) as directory:
         directory.write_many({path.name: text})
+
+
+def _scratch_pid(name: str) -> int | None:
+    """The PID in `.NAME.PID.tmp` / `.NAME.PID.gone` (NAME: a MAC or our settings file).
+
+    >>> _scratch_pid(".00095200000E.4242.tmp"), _scratch_pid("..phoneprov-applied.7.tmp")
+    (4242, 7)
+    >>> _scratch_pid(".00095200000E.x.tmp"), _scratch_pid(".admin-notes.1.tmp")
+    (None, None)
+    """
+    base, _dot, rest = name[1:].rpartition(".")
+    base, _dot, pid = base.rpartition(".")
+    ours = base == APPLIED_NAME or (len(base) == 12 and MAC_NAME.issuperset(base))
+    if not name.startswith(".") or rest not in SCRATCH or not ours or not pid.isdigit():
+        return None
+    return int(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # runs, as another user
+        return True
+    return True
 
 
 @contextmanager
