@@ -2,6 +2,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from phoneprov.config import load_config
 from phoneprov.core import dnsmasq_conf as conf
@@ -57,14 +59,31 @@ def test_tag_generation_changes_with_the_options_only():
     assert other.tag != one.tag and other.tag.startswith("phoneprov-00095200000e-")
 
 
-def test_force_moves_shared_66_67_into_the_snippet():
-    forced = replace(BASE, force=True)
-    files = conf.device_files(forced, MAC, conf.device_options(forced))
+@pytest.mark.parametrize(
+    ("mode", "codes"),
+    [("66+67", ["42", "66", "67"]), ("43", ["42", "43"]), ("both", ["42", "43", "66", "67"])],
+)
+def test_force_sends_every_option_of_the_mode_from_the_snippet(mode, codes):
+    """dnsmasq cannot force optsdir lines, and an optsdir line for the same option would
+    beat the forced one: with force, everything is forced by tag and the opts file is empty."""
+    forced = replace(BASE, mode=mode, force=True)
+    options = conf.device_options(forced)
+    files = conf.device_files(forced, MAC, options)
     assert files.host.endswith(",set:phoneprov\n")
-    assert [line.split(",")[1] for line in files.opts.splitlines()] == ["42"]
-    snippet = conf.render_snippet(forced, "/h", "/o", "/hook")
-    assert 'dhcp-option-force=tag:phoneprov,66,"http://10.231.0.1:8080"' in snippet
-    assert 'dhcp-option-force=tag:phoneprov,67,"prov.py?mac=<MACADR>"' in snippet
+    assert files.opts == ""
+    lines = conf.render_snippet(forced, "/h", "/o", "/hook").splitlines()
+    force_lines = [line for line in lines if line.startswith("dhcp-option-force=")]
+    assert force_lines == [
+        f"dhcp-option-force=tag:phoneprov,{code},{value}" for code, value in options.specs()
+    ]
+    assert [line.split(",")[1] for line in force_lines] == codes
+    assert not [line for line in lines if line.startswith("dhcp-option=")]
+
+
+def test_without_force_the_snippet_forces_nothing():
+    for mode in conf.PER_MAC_MODES:
+        snippet = conf.render_snippet(replace(BASE, mode=mode), "/h", "/o", "/hook")
+        assert "dhcp-option" not in snippet
 
 
 @pytest.mark.parametrize(
@@ -72,6 +91,8 @@ def test_force_moves_shared_66_67_into_the_snippet():
     [
         {"mode": "vendor", "tokens": True},
         {"mode": "66+67", "tokens": True, "force": True},
+        {"mode": "43", "tokens": True, "force": True},
+        {"mode": "both", "tokens": True, "force": True},
         {"mode": "vendor", "vendor_ouis": ()},
         {"mode": "dhcp"},
         {"server_url": "prov.example"},
@@ -83,9 +104,11 @@ def test_impossible_settings_are_config_errors(bad):
         replace(BASE, **bad)
 
 
-def test_tokens_with_force_work_through_option_43():
-    settings = replace(BASE, mode="43", tokens=True, force=True)
-    assert "t/tok/" in decode_option43(conf.device_options(settings, "tok").option43).option67
+def test_force_with_tokens_says_why_it_cannot_work():
+    """A token is per device, so it lives in dhcp-optsdir, which dnsmasq cannot force."""
+    with pytest.raises(ConfigError, match="dhcp-optsdir") as caught:
+        replace(BASE, mode="43", tokens=True, force=True)
+    assert "security.mode 'lease'" in str(caught.value)
 
 
 def test_vendor_snippet_matches_oui_and_class():
@@ -134,3 +157,109 @@ def test_shipped_snippet_is_what_the_renderer_prints_for_the_defaults():
     shipped = (ROOT / "conf" / "dnsmasq.d" / "phoneprov.conf").read_text()
     body = [line for line in rendered.splitlines() if not line.startswith("#")]
     assert [line for line in shipped.splitlines() if line and not line.startswith("#")] == body
+
+
+# one dnsmasq line: what the writer refuses to emit -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "00:09:52:00:00:0e,set:phoneprov-00095200000e-0a1b2c3d,set:phoneprov",
+        'tag:t,66,"http://10.231.0.1:8080"',
+        'tag:t,67,"a\\\\b\\"c # not a comment in quotes"',
+        "dhcp-hostsdir=/var/lib/phone prov/hosts#1",
+        "dhcp-option-force=tag:phoneprov,43," + ":".join(["ab"] * 255),
+        "dhcp-hostsdir=/" + "a" * 1009,  # 1024 bytes: the longest line dnsmasq reads as one
+    ],
+)
+def test_check_line_accepts_what_dnsmasq_reads_as_one_line(line):
+    assert conf.check_line(line) == line
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ('tag:t,66,"http://a"\ndhcp-script=/tmp/x', "control character"),
+        ("dhcp-hostsdir=/a\r", "control character"),
+        ("dhcp-hostsdir=/a\tb", "control character"),
+        ("dhcp-hostsdir=/a\x00b", "control character"),
+        ("dhcp-hostsdir=/a\x7fb", "control character"),
+        ("dhcp-hostsdir=/tmp/t\u00e9l", "non-ASCII"),
+        ('dhcp-hostsdir=/tmp/h"x', "quote"),
+        ('tag:t,66,"a\\tb"', "escape"),
+        ('tag:t,66,"a\\b"', "escape"),
+        ('tag:t,66,"ab\\"', "quote"),
+        ("dhcp-optsdir=/tmp/a #b", "comment"),
+        ('tag:t,66,"x"#y', "comment"),
+        ("# a comment where a value belongs", "comment"),
+        (" dhcp-hostsdir=/a", "space"),
+        ("dhcp-hostsdir=/a ", "space"),
+        ("", "empty"),
+        ("dhcp-hostsdir=/" + "a" * 1010, "1024"),
+    ],
+)
+def test_check_line_refuses_what_dnsmasq_would_split_cut_or_reject(line, why):
+    with pytest.raises(conf.DnsmasqLineError, match=why):
+        conf.check_line(line)
+
+
+def test_a_line_error_is_a_config_error():
+    assert issubclass(conf.DnsmasqLineError, ConfigError)
+
+
+def test_comment_lines_only_where_comments_are_allowed():
+    assert conf.check_line("# phoneprov", comment=True) == "# phoneprov"
+    with pytest.raises(conf.DnsmasqLineError, match="control character"):
+        conf.check_line("# for /tmp/x\ndhcp-script=/tmp/evil", comment=True)
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ("/h\ndhcp-script=/tmp/evil", "/o", "/hook"),
+        ("/h", '/o"', "/hook"),
+        ("/h", "/o", "/hook #1"),
+        ("/h", "/o", "/ho\nok"),
+    ],
+)
+def test_render_snippet_refuses_a_path_that_would_not_be_one_line(paths):
+    with pytest.raises(conf.DnsmasqLineError):
+        conf.render_snippet(BASE, *paths)
+
+
+def test_render_snippet_refuses_a_header_that_would_split():
+    with pytest.raises(conf.DnsmasqLineError):
+        conf.render_snippet(BASE, "/h", "/o", "/hook", ["for /tmp/x\ndhcp-script=/tmp/evil"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        conf.DhcpOptions(option43="42:01\ntag:x,66"),
+        conf.DhcpOptions(option42=("10.0.0.1\n10.0.0.2",)),
+        conf.DhcpOptions(option42=('10.0.0.1"',)),
+        conf.DhcpOptions(option43="42:01 #x"),
+    ],
+)
+def test_device_files_never_emit_a_broken_line(options):
+    """The core computes only valid values; the writer still refuses any line that would not
+    be one dnsmasq line, whatever path a value took to get there."""
+    with pytest.raises(conf.DnsmasqLineError):
+        conf.device_files(BASE, MAC, options)
+
+
+@given(st.text(max_size=40))
+def test_any_option_text_is_quoted_into_one_line_or_refused(text):
+    try:
+        line = f"tag:t,67,{conf.quote(text)}"
+    except InputError:
+        return
+    assert conf.check_line(line) == line
+
+
+@pytest.mark.parametrize("check", [conf.quote, conf.check_vendor_class, conf.check_line])
+def test_a_trailing_newline_is_refused_too(check):
+    """`$` in a regex also matches before a final newline: the checks must not use it."""
+    with pytest.raises((InputError, conf.DnsmasqLineError)):
+        check("Auerswald\n")

@@ -10,8 +10,14 @@ dnsmasq only ADDS what it reads from a changed file, and for one MAC the newest 
 wins, so the new tag (and with it only the new options) takes over without a reload.
 A removed device keeps a tombstone host file (`set:phoneprov-removed`, a tag no option
 uses) because dnsmasq forgets deleted files only on SIGHUP, which crashes 2.90 (DESIGN §3).
-dnsmasq cannot force options read from an optsdir, so with `force` the values every device
-shares (66 always, 67 without tokens) are forced once in the snippet for tag `phoneprov`.
+
+`force`: dnsmasq sends 42/43/66/67 only to clients that list them in option 55 (unasked 66/67
+go into the BOOTP sname/file fields instead). It cannot force options read from an optsdir,
+and an optsdir line for an option beats a forced snippet line for it. So with `force` every
+option (all devices share them: no tokens) is forced once in the snippet for tag `phoneprov`,
+which each device's host line sets, and the opts files stay empty.
+
+Every line we emit passes `check_line`: one line as dnsmasq reads it, nothing cut or split.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .dhcp import encode_option43
 from .errors import ConfigError, InputError
@@ -36,8 +43,21 @@ REMOVED_TAG = "phoneprov-removed"  # no option line uses it
 GEN_LEN = 8
 START_SLACK = 0.1  # seconds: how exactly the adapter knows when dnsmasq started
 OPTION_ORDER = ("42", "43", "66", "67")
-_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")  # use with fullmatch: `$` passes a final "\n"
 _SERVER_URL = re.compile(r"https?://[^/\s\"\\]+/?")
+# dnsmasq reads config, hostsdir and optsdir files with fgets(buf, MAXDNAME = 1025): a longer
+# line is read as two (verified on 2.90: 1024 bytes read as one line, 1025 as two).
+MAX_LINE_BYTES = 1024
+# One line as dnsmasq's reader takes it: words of printable ASCII (a `#` only inside a word:
+# after a space, a quote or at the start it begins a comment), double-quoted strings with
+# only `\\` and `\"` escapes (`\t`, `\n`... would become control characters), spaces between.
+_WORD = r"[\x21\x24-\x7e][\x21\x23-\x7e]*+"
+_QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\\"])*+"'
+_LINE = re.compile(rf"(?:{_WORD}|{_QUOTED})(?: *+(?:{_WORD}|{_QUOTED}))*+")
+
+
+class DnsmasqLineError(ConfigError):
+    """A line we were about to write would not be read by dnsmasq as exactly this one line."""
 
 
 @dataclass(frozen=True)
@@ -70,11 +90,12 @@ class DhcpSettings:
                 "dhcp.mode 'vendor' gives every phone the same options, so it cannot carry "
                 "per-device tokens: use security.mode 'lease' or a per-MAC dhcp.mode"
             )
-        if self.force and self.tokens and self.mode in ("66+67", "both"):
+        if self.force and self.tokens and self.mode in PER_MAC_MODES:
             raise ConfigError(
-                "dhcp.force cannot send per-device tokens in option 67: dnsmasq cannot force "
-                "options read from dhcp-optsdir. Use dhcp.mode '43' or 'both' (43 is always "
-                "sent), or security.mode 'lease'"
+                "dhcp.force cannot send per-device tokens: a token is per device, so it is in "
+                "options 43/67 read from dhcp-optsdir, and dnsmasq cannot force those. Use "
+                "security.mode 'lease' with dhcp.force, or dhcp.force = false (phones that "
+                "ask for 43/66/67 get them)"
             )
         if self.mode == "vendor" and not (self.vendor_ouis or self.vendor_classes):
             raise ConfigError("dhcp.mode 'vendor' needs dhcp.vendor_ouis or dhcp.vendor_classes")
@@ -145,7 +166,7 @@ def check_ipv4(address: str) -> str:
 
 def check_vendor_class(vendor_class: str) -> str:
     """A vendor class dnsmasq can match (`dhcp-vendorclass=set:TAG,<class>`)."""
-    if "," in vendor_class or not _PRINTABLE.match(vendor_class) or not vendor_class:
+    if "," in vendor_class or not _PRINTABLE.fullmatch(vendor_class) or not vendor_class:
         raise InputError(f"not usable in dnsmasq: {vendor_class!r}")
     return vendor_class
 
@@ -158,7 +179,7 @@ def quote(value: str) -> str:
     >>> quote('a"b')
     '"a\\\\"b"'
     """
-    if not _PRINTABLE.match(value):
+    if not _PRINTABLE.fullmatch(value):
         raise InputError(f"dnsmasq option text must be printable ASCII: {value!r}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -182,11 +203,12 @@ def device_options(settings: DhcpSettings, token: str | None = None) -> DhcpOpti
 
 
 def forced_in_snippet(settings: DhcpSettings) -> DhcpOptions:
-    """With `force` in a per-MAC mode: the shared 66/67 forced by the snippet (tag phoneprov)."""
-    if not settings.force or settings.mode not in ("66+67", "both"):
+    """With `force` in a per-MAC mode: every option of the mode (42/43/66/67), which all
+    devices share, forced by the snippet for tag `phoneprov` (tokens and force exclude each
+    other: DhcpSettings refuses them together)."""
+    if not settings.force or settings.mode not in PER_MAC_MODES:
         return NO_OPTIONS
-    shared = device_options(settings)
-    return DhcpOptions(None, None, shared.option66, shared.option67)
+    return device_options(settings)
 
 
 def device_tag(mac: str, options: DhcpOptions) -> str:
@@ -204,16 +226,16 @@ def device_files(settings: DhcpSettings, mac: str, options: DhcpOptions) -> Devi
     """The host and opts files for one device; options forced by the snippet are left out."""
     forced = forced_in_snippet(settings)
     in_file = DhcpOptions(
-        options.option42,
-        options.option43,
+        None if forced.option42 else options.option42,
+        None if forced.option43 is not None else options.option43,
         None if forced.option66 is not None else options.option66,
         None if forced.option67 is not None else options.option67,
     )
     mac = norm_mac(mac)
     tag = device_tag(mac, in_file)
     tags = f"set:{tag}" + (f",set:{COMMON_TAG}" if settings.force else "")
-    host = f"{colon_mac(mac)},{tags}\n"
-    opts = "".join(f"tag:{tag},{code},{value}\n" for code, value in in_file.specs())
+    host = _lines([f"{colon_mac(mac)},{tags}"])
+    opts = _lines([f"tag:{tag},{code},{value}" for code, value in in_file.specs()])
     return DeviceFiles(mac, host, opts, tag)
 
 
@@ -289,9 +311,64 @@ def render_snippet(
         lines += vendor_match_lines(settings)
         lines += option_lines(device_options(settings), VENDOR_TAG, settings.force)
     elif settings.force:
-        lines.append("# dhcp.force: options every device shares, sent even when not asked for.")
+        lines.append("# dhcp.force: the phones' options, sent even to phones that do not ask")
+        lines.append("# (dnsmasq cannot force options from dhcp-optsdir; those files stay empty).")
         lines += option_lines(forced_in_snippet(settings), COMMON_TAG, True)
-    return "\n".join(lines) + "\n"
+    return _lines(lines, comments=True)
+
+
+def check_line(line: str, comment: bool = False) -> str:
+    """`line` as dnsmasq reads one line of a config, hostsdir or optsdir file: nothing split
+    off, cut off (a comment, stripped spaces) or refused (an open quote). `comment`: a line
+    starting with `#` is allowed (the snippet's comments).
+
+    >>> check_line('tag:t,66,"http://foo"')
+    'tag:t,66,"http://foo"'
+    >>> check_line("dhcp-optsdir=/srv/my #opts")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    phoneprov.core.dnsmasq_conf.DnsmasqLineError: not one dnsmasq line, '#' after a space...
+    """
+    if len(line.encode()) > MAX_LINE_BYTES:
+        _bad(line, f"longer than the {MAX_LINE_BYTES} bytes dnsmasq reads as one line")
+    if not _PRINTABLE.fullmatch(line):
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in line):
+            _bad(line, "control character (newline, CR, tab, NUL...)")
+        _bad(line, "non-ASCII character")
+    if comment and line.startswith("#"):
+        return line
+    if not _LINE.fullmatch(line):
+        _bad(line, _why_not_one_line(line))
+    return line
+
+
+def _why_not_one_line(line: str) -> str:
+    """Which rule a printable line breaks (only called once `_LINE` has refused it)."""
+    if not line:
+        return "empty"
+    if line != line.strip(" "):
+        return "leading or trailing space (dnsmasq strips it)"
+    quoted, white = False, True
+    chars = iter(line)
+    for char in chars:
+        if quoted and char == "\\" and next(chars, "") not in ("\\", '"'):
+            return 'an escape other than \\\\ or \\" in a quoted string'
+        if char == '"':
+            quoted, white = not quoted, True
+        elif not quoted and char == "#" and white:
+            return "'#' after a space, a quote or at the start begins a comment"
+        elif not quoted:
+            white = char == " "
+    return "a quote that is never closed" if quoted else "not one dnsmasq line"
+
+
+def _bad(line: str, why: str) -> NoReturn:
+    raise DnsmasqLineError(f"not one dnsmasq line, {why}: {line[:120]!r}")
+
+
+def _lines(lines: Iterable[str], comments: bool = False) -> str:
+    """The text of a file dnsmasq reads: every line checked, each ending in a newline."""
+    return "".join(check_line(line, comments) + "\n" for line in lines)
 
 
 def parse_opts_file(text: str) -> tuple[str | None, DhcpOptions]:
