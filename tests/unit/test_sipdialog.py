@@ -15,6 +15,7 @@ from phoneprov.core.sipdialog import (
     PnpSubscribe,
     decode_notify_sync,
     encode_notify_sync,
+    loop_key,
     make_branch,
     make_check_sync,
     make_pnp_notify,
@@ -84,12 +85,57 @@ def test_mac_from_request_uri_or_from(changes: dict[str, str]) -> None:
         {"Event": ""},
         {"CSeq": "3 NOTIFY"},
         {"Call-ID": ""},
-        {"uri": "sip:alice@224.0.1.75", "From": "<sip:bob@x>;tag=1"},
     ],
 )
 def test_not_a_pnp_subscribe(changes: dict[str, str]) -> None:
     with pytest.raises(InputError):
         read_pnp_subscribe(subscribe(**changes))
+
+
+NO_MAC = {"uri": "sip:224.0.1.75", "To": "<sip:224.0.1.75>", "From": "<sip:224.0.1.75>;tag=1"}
+REAL_FORMS = ["MAC%3a00095200000E", "MAC%3A00095200000E", "MAC00095200000e", "MAC=00095200000e"]
+
+
+@pytest.mark.parametrize("user", REAL_FORMS)
+@pytest.mark.parametrize("where", ["uri", "To", "From"])
+def test_real_phones_mac_forms_in_any_of_uri_to_from(user: str, where: str) -> None:
+    """snom, Grandstream, Yealink write the MAC in these forms, in one place or several."""
+    changes = dict(NO_MAC)
+    uri = f"sip:{user}@224.0.1.75"
+    changes[where] = {"uri": uri, "To": f"<{uri}>", "From": f"<{uri}>;tag=1"}[where]
+    assert read_pnp_subscribe(subscribe(**changes)).mac == "00095200000E"
+
+
+def test_a_subscribe_without_a_mac_is_read_with_none() -> None:
+    """AudioCodes phones name no MAC: the policy may match them by their lease."""
+    phone = read_pnp_subscribe(subscribe(**NO_MAC))
+    assert phone.mac is None and phone.model == "D200"
+    other = {"uri": "sip:alice@224.0.1.75", "From": "<sip:bob@x>;tag=1", "To": "<sip:x@y>"}
+    assert read_pnp_subscribe(subscribe(**other)).mac is None
+
+
+def test_loop_key_is_call_id_cseq_and_from_tag() -> None:
+    """RFC 3261 §8.2.2.2: same From-tag, Call-ID and CSeq on another branch is a loop."""
+    first = subscribe()
+    again = subscribe(Via="SIP/2.0/UDP 10.231.0.2:5060;branch=z9hG4bK99;rport")
+    assert loop_key(first) == loop_key(again) == ("c1@10.231.0.2", "3 SUBSCRIBE", "ph1")
+    assert transaction_key(first) != transaction_key(again)
+    assert loop_key(subscribe(CSeq="4 SUBSCRIBE")) != loop_key(first)
+    assert loop_key(subscribe(From="<sip:MAC%3a00095200000E@224.0.1.75>")) is None  # no tag
+    assert loop_key(subscribe(To="<sip:x@y>;tag=t2")) is None  # in a dialog: not a new one
+
+
+def test_482_loop_detected() -> None:
+    response = make_response(subscribe(), 482)
+    assert (response.status, response.reason) == (482, "Loop Detected")
+
+
+def test_no_branch_and_another_port() -> None:
+    """Some phones send from a port other than 5060 with no Via branch (RFC 2543 style)."""
+    sub = subscribe(Via="SIP/2.0/UDP 10.231.0.2:5062")
+    assert transaction_key(sub) == ("c1@10.231.0.2|3 SUBSCRIBE", "10.231.0.2:5062", "SUBSCRIBE")
+    assert response_address(sub, ("10.231.0.2", 5062)) == ("10.231.0.2", 5062)
+    assert read_pnp_subscribe(sub).mac == "00095200000E"
 
 
 def test_response_mirrors_the_request_and_adds_our_tag() -> None:
@@ -167,11 +213,23 @@ def test_notify_falls_back_to_the_source_address(contact: str) -> None:
 
 @pytest.mark.parametrize("url", ["http://x/a b", "http://x/\r\nVia: evil", ""])
 def test_notify_refuses_a_url_that_is_not_one_token(url: str) -> None:
-    with pytest.raises(InputError):
+    with pytest.raises(InputError) as refused:
         make_pnp_notify(
             subscribe(), url=url, to_tag="abcd", branch="z9hG4bKabcd", local=("a", 1),
             target_uri="sip:x",
         )  # fmt: skip
+    assert url == "" or url not in str(refused.value)  # the URL may carry a device token
+
+
+def test_a_refused_url_is_not_repeated_in_the_error() -> None:
+    """A device token in the URL is a credential: errors (which get logged) leave it out."""
+    url = "http://10.0.0.1/t/0123456789abcdef0123/prov.py?mac=x y"
+    with pytest.raises(InputError, match=f"position {url.index(' ')}") as refused:
+        make_check_sync(
+            target=("a", 1), local=("b", 2), event="check-sync", call_id="cccc",
+            from_tag="tttt", branch="z9hG4bKbbbb", url=url,
+        )  # fmt: skip
+    assert "0123456789abcdef" not in str(refused.value)
 
 
 def test_check_sync_notify() -> None:

@@ -47,7 +47,7 @@ XML_DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>\n'
 DEFAULT_CHECK_SYNC_EVENT = "check-sync;reboot=false"
 MAX_FORWARDS = "70"
 USER_AGENT = "phoneprov"
-REASONS = {200: "OK", 400: "Bad Request", 489: "Bad Event"}
+REASONS = {200: "OK", 400: "Bad Request", 482: "Loop Detected", 489: "Bad Event"}
 
 Address = tuple[str, int]
 _RANDOM_PART = re.compile(r"[A-Za-z0-9.!%*_+`'~-]{4,64}")  # a token, long enough to be unique
@@ -104,6 +104,20 @@ def transaction_key(request: Request) -> tuple[str, str, str]:
     return branch, f"{via.host}:{via.port or DEFAULT_PORT}", request.method
 
 
+def loop_key(request: Request) -> tuple[str, str, str] | None:
+    """Call-ID, CSeq and From-tag of a request outside a dialog (no To-tag), else None.
+
+    RFC 3261 §8.2.2.2: a request whose loop key matches an ongoing server transaction that
+    it does not belong to (another branch) has looped or forked: it gets 482.
+    """
+    if parse_name_addr(request.required("To")).tag is not None:
+        return None
+    from_tag = parse_name_addr(request.required("From")).tag
+    if not from_tag:
+        return None
+    return request.required("Call-ID"), request.required("CSeq"), from_tag
+
+
 def response_branch(response: Response) -> str | None:
     """The branch a response answers (the top Via is ours)."""
     return top_via(response).branch
@@ -118,7 +132,7 @@ def response_is_for(response: Response, method: str) -> bool:
 class PnpSubscribe:
     """What a phone tells about itself in its PnP SUBSCRIBE."""
 
-    mac: str  # normalised
+    mac: str | None  # normalised; None: the SUBSCRIBE names none (the policy may know its IP)
     vendor: str
     model: str
     version: str
@@ -126,15 +140,18 @@ class PnpSubscribe:
 
 
 def mac_from_user(user: str | None) -> str | None:
-    """The MAC in a PnP user part: `MAC:00095200000E` or a bare MAC, else None.
+    """The MAC in a (percent-decoded) PnP user part, else None. Real phones write
+    `MAC:<hex>` (from `MAC%3a`/`MAC%3A`), `MAC<hex>`, `MAC=<hex>` or a bare MAC.
 
-    >>> mac_from_user("MAC:00095200000e"), mac_from_user("alice")
-    ('00095200000E', None)
+    >>> [mac_from_user(u) for u in ("MAC:00095200000e", "MAC00095200000e", "MAC=00095200000E")]
+    ['00095200000E', '00095200000E', '00095200000E']
+    >>> mac_from_user("alice"), mac_from_user("MAC"), mac_from_user(None)
+    (None, None, None)
     """
     if not user:
         return None
     try:
-        return norm_mac(re.sub(r"^mac:", "", user, flags=re.IGNORECASE))
+        return norm_mac(re.sub(r"^mac[:=]?", "", user, flags=re.IGNORECASE))
     except InputError:
         return None
 
@@ -150,7 +167,9 @@ def model_from_pnp(text: str, known: Sequence[str], default: str) -> str:
 
 
 def read_pnp_subscribe(request: Request) -> PnpSubscribe:
-    """The phone's data from a PnP SUBSCRIBE; InputError when it is not one."""
+    """The phone's data from a PnP SUBSCRIBE; InputError when it is not one. The MAC is
+    taken from the Request-URI, else the To, else the From user part; None when none has
+    one (some phones name no MAC at all)."""
     if request.method != "SUBSCRIBE":
         raise InputError(f"not a SUBSCRIBE: {request.method}")
     event = parse_event(request.required("Event"))
@@ -159,10 +178,8 @@ def read_pnp_subscribe(request: Request) -> PnpSubscribe:
     request.required("Call-ID")
     if parse_cseq(request.required("CSeq"))[1] != "SUBSCRIBE":
         raise InputError("CSeq method is not SUBSCRIBE")
-    sender = parse_name_addr(request.required("From"))
-    mac = mac_from_user(user_part(request.uri)) or mac_from_user(user_part(sender.uri))
-    if mac is None:
-        raise InputError(f"no MAC in the Request-URI or From user: {request.uri!r}")
+    uris = (request.uri, *(parse_name_addr(request.required(h)).uri for h in ("To", "From")))
+    mac = next((m for uri in uris if (m := mac_from_user(user_part(uri)))), None)
     fields = ("vendor", "model", "version", "profile-type")
     vendor, model, version, profile_type = (param(event.params, f) or "" for f in fields)
     return PnpSubscribe(mac, vendor, model, version, profile_type)
@@ -183,8 +200,12 @@ def notify_target(subscribe: Request, source: Address) -> tuple[str, Address]:
 
 
 def _url(url: str) -> str:
-    if not re.fullmatch(r"[!-~]+", url):
-        raise InputError(f"provisioning URL must be printable ASCII without spaces: {url!r}")
+    """The URL, when it is printable ASCII without spaces. The error does not repeat it: our
+    URLs may carry a device token, a credential that must not reach a log."""
+    bad = re.search(r"[^!-~]", url)
+    if bad or not url:
+        where = f" (position {bad.start()})" if bad else " (empty)"
+        raise InputError(f"provisioning URL must be printable ASCII without spaces{where}")
     return url
 
 

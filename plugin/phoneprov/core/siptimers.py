@@ -11,11 +11,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 from .errors import ConfigError
 
 T1 = 0.5  # RTT estimate, seconds
 T2 = 4.0  # longest retransmit interval for non-INVITE requests
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -114,28 +116,28 @@ def send_times(timers: Timers) -> list[float]:
     return times
 
 
-class ResponseCache:
-    """Server side: the response given to each request, kept for timer J (64*T1).
+class ServerMemory(Generic[V]):
+    """Server side: a value per request, kept for timer J (64*T1), at most `limit` of them.
 
-    Pure apart from its own memory; `now` comes in. Keys are `sipdialog.transaction_key`.
+    Pure apart from its own memory; `now` comes in.
     """
 
     def __init__(self, timers: Timers, limit: int = 4096) -> None:
         self.keep_for = 64 * timers.t1
         self.limit = limit
-        self._entries: dict[Hashable, tuple[float, bytes]] = {}
+        self._entries: dict[Hashable, tuple[float, V]] = {}
 
-    def get(self, key: Hashable, now: float) -> bytes | None:
+    def get(self, key: Hashable, now: float) -> V | None:
         self._expire(now)
         entry = self._entries.get(key)
         return entry[1] if entry else None
 
-    def put(self, key: Hashable, response: bytes, now: float) -> None:
+    def put(self, key: Hashable, value: V, now: float) -> None:
         self._expire(now)
         if len(self._entries) >= self.limit:  # a flood must not grow memory without bound
             self._entries.pop(next(iter(self._entries)))
         self._entries.pop(key, None)  # re-insert at the end: entries stay in expiry order
-        self._entries[key] = (now + self.keep_for, response)
+        self._entries[key] = (now + self.keep_for, value)
 
     def _expire(self, now: float) -> None:
         while self._entries:
@@ -146,3 +148,8 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class ResponseCache(ServerMemory[bytes]):
+    """The response given to each request (keys: `sipdialog.transaction_key`), so a
+    retransmitted request gets it again until timer J."""
