@@ -167,6 +167,8 @@ def test_shipped_snippet_is_what_the_renderer_prints_for_the_defaults():
     [
         "00:09:52:00:00:0e,set:phoneprov-00095200000e-0a1b2c3d,set:phoneprov",
         'tag:t,66,"http://10.231.0.1:8080"',
+        'tag:t,67,"x = y"',
+        "dhcp-vendorclass=set:t,Foo = Bar",
         'tag:t,67,"a\\\\b\\"c # not a comment in quotes"',
         "dhcp-hostsdir=/var/lib/phone prov/hosts#1",
         "dhcp-option-force=tag:phoneprov,43," + ":".join(["ab"] * 255),
@@ -195,6 +197,8 @@ def test_check_line_accepts_what_dnsmasq_reads_as_one_line(line):
         ("# a comment where a value belongs", "comment"),
         (" dhcp-hostsdir=/a", "space"),
         ("dhcp-hostsdir=/a ", "space"),
+        ("dhcp-hostsdir= /a", "space beside the first '='"),
+        ("dhcp-hostsdir =/a", "space beside the first '='"),
         ("", "empty"),
         ("dhcp-hostsdir=/" + "a" * 1010, "1024"),
     ],
@@ -263,3 +267,11 @@ def test_a_trailing_newline_is_refused_too(check):
     """`$` in a regex also matches before a final newline: the checks must not use it."""
     with pytest.raises((InputError, conf.DnsmasqLineError)):
         check("Auerswald\n")
+
+
+@pytest.mark.parametrize("path", ['ho"sts', "my #hosts", "hosts\n", " hosts", "h\u00f6sts"])
+def test_check_path_is_for_the_config_schema(path):
+    """An InputError (a ValueError), as the schema's checks raise."""
+    with pytest.raises(InputError, match="cannot be a dnsmasq path"):
+        conf.check_path(path)
+    assert conf.check_path("/var/lib/phone prov/hosts#1") == "/var/lib/phone prov/hosts#1"

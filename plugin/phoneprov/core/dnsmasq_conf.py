@@ -339,7 +339,23 @@ def check_line(line: str, comment: bool = False) -> str:
         return line
     if not _LINE.fullmatch(line):
         _bad(line, _why_not_one_line(line))
+    key, equals, value = line.partition('"')[0].partition("=")
+    if equals and (key.endswith(" ") or value.startswith(" ")):
+        _bad(line, "a space beside the first '=' (dnsmasq strips it)")
     return line
+
+
+def check_path(path: str) -> str:
+    """A path the snippet names (dhcp.hostsdir, dhcp.optsdir): fits a dnsmasq line as it is.
+
+    >>> check_path("/var/lib/phoneprov/dnsmasq/hosts")
+    '/var/lib/phoneprov/dnsmasq/hosts'
+    """
+    try:
+        check_line(f"dhcp-hostsdir={path}")
+    except DnsmasqLineError as e:
+        raise InputError(f"cannot be a dnsmasq path ({e.message.partition(':')[0]})") from None
+    return path
 
 
 def _why_not_one_line(line: str) -> str:
