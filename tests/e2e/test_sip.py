@@ -34,6 +34,7 @@ pytestmark = [
 
 SCENARIOS = Path(__file__).parent / "sipp"
 APPLIANCE_IP, PHONE_IP = "10.231.50.1", "10.231.50.2"
+ATTACKER_IP = "10.231.50.3"  # a second address in the phone's namespace: another LAN host
 LAN_IF = "lan0"
 PHONE_MAC = "00095200000E"  # in the inventory, with a lease
 IDLE_MAC = "00095200000F"  # in the inventory, no lease
@@ -328,3 +329,145 @@ def test_resync_refuses_an_unknown_mac(lan: Lan, config: Path) -> None:
     )  # fmt: skip
     assert (result.returncode, result.stdout) == (2, "")
     assert f"not in the inventory: {STRANGER_MAC}" in result.stderr
+
+
+def add_address(ns: str, address: str) -> None:
+    with IPRoute(netns=ns) as ipr:
+        index = ipr.link_lookup(ifname=LAN_IF)[0]
+        ipr.addr("add", index=index, address=address, prefixlen=24)
+
+
+def flood(lan: Lan, logs: Path, macs: list[str]) -> subprocess.CompletedProcess[str]:
+    """sipp at ATTACKER_IP sending one forged SUBSCRIBE per MAC in `macs`, 1,000 a second;
+    it exits once all are sent, so every NOTIFY to it goes unanswered."""
+    inf = logs / "macs.csv"
+    inf.write_text("SEQUENTIAL\n" + "".join(f"{mac};\n" for mac in macs))
+    argv = [
+        "ip", "netns", "exec", lan.phone, "sipp", "224.0.1.75:5060",
+        "-sf", str(SCENARIOS / "pnp_flood.xml"), "-inf", str(inf), "-i", ATTACKER_IP,
+        "-p", "5070", "-m", str(len(macs)), "-r", "1000", "-rp", "1000", "-nostdin",
+        "-timeout", "30", "-trace_err", "-error_file", str(logs / "flood.err"),
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_pnp_flood_from_one_host_does_not_silence_pnp(
+    lan: Lan, config: Path, tmp_path: Path
+) -> None:
+    """Issue 11.6: 300 forged SUBSCRIBEs naming an inventoried MAC, NOTIFYs unanswered (timer
+    F 20 s here): the phone with that MAC and another phone, at another address, are answered
+    at once, and the responder logs a bounded number of lines."""
+    config.write_text(config.read_text().replace(f"t1 = {T1}\n", f"t1 = {T1}\ntimer_f = 20\n"))
+    add_address(lan.phone, ATTACKER_IP)
+    server = Service(phoneprov(lan.appliance, "pnp", "-c", str(config)))
+    try:
+        server.wait_for(r"PnP responder on lan0")
+        forged = flood(lan, tmp_path, [PHONE_MAC] * 300)
+        assert forged.returncode == 0, forged.stdout[-2000:]
+        for mac in (PHONE_MAC, IDLE_MAC):
+            logs = tmp_path / mac
+            logs.mkdir()
+            phone = subprocess.run(
+                subscribe_argv(lan, logs, mac, "D200", recv_timeout_ms=3000),
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert phone.returncode == 0, phone.stdout[-2000:]
+            log = (logs / "pnp_subscribe.xml.log").read_text()
+            assert f"URL={SERVER_URL}/prov.py?mac={mac}\n" in log
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+    assert len(err.splitlines()) <= 60, err
+
+
+def test_pnp_vendor_flood_enrols_a_bounded_number(lan: Lan, config: Path, tmp_path: Path) -> None:
+    """Issue 11.6: 300 forged MACs of the vendor's OUI, source bounds opened wide: enrolment
+    stops at enrol_per_minute."""
+    text = config.read_text().replace('"known"', '"vendor"')
+    keys = "pnp_source_pending = 1000\npnp_source_per_minute = 10000\nenrol_per_minute = 5\n"
+    config.write_text(text.replace("[sip]\n", f"[sip]\n{keys}"))
+    add_address(lan.phone, ATTACKER_IP)
+    server = Service(phoneprov(lan.appliance, "pnp", "-c", str(config)))
+    try:
+        server.wait_for(r"PnP responder on lan0")
+        forged = flood(lan, tmp_path, [f"000952{n:06X}" for n in range(0xF000, 0xF000 + 300)])
+        assert forged.returncode == 0, forged.stdout[-2000:]
+        server.wait_for(r"enrolment limit", timeout=10)
+        time.sleep(1.0)  # the policy works through the rest
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+    with State(tmp_path / "state.db") as state:
+        assert len(state.enrolled()) == 5
+        assert len(state.discovered()) <= 30
+
+
+def _forms() -> list[tuple[str, str, int, str, str, str, str]]:
+    """(name, destination, port, Request-URI, From URI, To URI, Via) as real phones send."""
+    group, via = "224.0.1.75", f"SIP/2.0/UDP {PHONE_IP}:5060;branch=z9hG4bKform1;rport"
+    mac, lower = PHONE_MAC, PHONE_MAC.lower()
+    return [
+        ("snom: %3A, port 5062, no branch", group, 5062, f"sip:MAC%3A{mac}@{group}",
+         f"sip:MAC%3A{mac}@{group}", f"sip:MAC%3A{mac}@{group}", f"SIP/2.0/UDP {PHONE_IP}:5062"),
+        ("MAC<hex> in To/From only", group, 5060, f"sip:{group}", f"sip:MAC{lower}@{group}",
+         f"sip:MAC{lower}@{group}", via),
+        ("MAC=<hex> in the Request-URI only", group, 5060, f"sip:MAC={lower}@{group}",
+         f"sip:anonymous@{group}", f"sip:anonymous@{group}", via),
+        ("unicast to the appliance", APPLIANCE_IP, 5060, f"sip:MAC%3a{mac}@{APPLIANCE_IP}",
+         f"sip:MAC%3a{mac}@{APPLIANCE_IP}", f"sip:MAC%3a{mac}@{APPLIANCE_IP}", via),
+        ("no MAC: the source's lease", group, 5060, f"sip:{group}", f"sip:{group}",
+         f"sip:{group}", via),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("destination", "port", "ruri", "from_uri", "to_uri", "via"),
+    [form[1:] for form in _forms()],
+    ids=[form[0] for form in _forms()],
+)
+def test_pnp_answers_real_phones_subscribe_forms(
+    lan: Lan, config: Path, tmp_path: Path, destination: str, port: int, ruri: str,
+    from_uri: str, to_uri: str, via: str,
+) -> None:  # fmt: skip
+    """Issue 11.8 (DESIGN §3b): the MAC as MAC%3A/MAC<hex>/MAC=<hex> in the Request-URI,
+    To or From, or not at all (the lease of the source names the phone); from port 5062
+    without a Via branch; sent to the appliance's own address instead of the group."""
+    server = Service(phoneprov(lan.appliance, "pnp", "-c", str(config)))
+    try:
+        server.wait_for(r"PnP responder on lan0")
+        argv = sipp(lan.phone, "pnp_forms.xml", tmp_path, f"{destination}:5060",
+                    "-recv_timeout", "5000", "-key", "ruri", ruri, "-key", "from", from_uri,
+                    "-key", "to", to_uri, "-key", "via", via)  # fmt: skip
+        argv[argv.index("-p") + 1] = str(port)
+        phone = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        log = (tmp_path / "pnp_forms.xml.log").read_text()
+        assert phone.returncode == 0, phone.stdout[-2000:] + log
+        assert f"URL={SERVER_URL}/prov.py?mac={PHONE_MAC}\n" in log
+        # the responder names the phone by its MAC, or "(no MAC)" when the lease found it
+        server.wait_for(rf"NOTIFY to ({PHONE_MAC}|\(no MAC\)) at {PHONE_IP}:{port}: accepted")
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+
+
+def test_pnp_same_dialog_ids_on_a_new_branch_get_482(
+    lan: Lan, config: Path, tmp_path: Path
+) -> None:
+    """Issue 11.8, RFC 3261 §8.2.2.2: the phone's SUBSCRIBE again with its Call-ID, CSeq and
+    From-tag but another branch: 482 Loop Detected, and no second NOTIFY."""
+    server = Service(phoneprov(lan.appliance, "pnp", "-c", str(config)))
+    try:
+        server.wait_for(r"PnP responder on lan0")
+        phone = subprocess.run(
+            sipp(lan.phone, "pnp_loop.xml", tmp_path, "224.0.1.75:5060", "-recv_timeout",
+                 "5000", "-key", "mac", PHONE_MAC),
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        log = (tmp_path / "pnp_loop.xml.log").read_text()
+        assert phone.returncode == 0, phone.stdout[-2000:] + log
+        assert "again" in log.split("LOOP=")[1]  # the 482 answers the second branch
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+    assert traced(tmp_path, "pnp_loop.xml", "NOTIFY") == 1
+    assert err.count("PnP NOTIFY to") == 1

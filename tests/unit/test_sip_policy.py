@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from phoneprov.config import load_config
 from phoneprov.core.errors import ConfigError
 from phoneprov.core.sipdialog import PnpSubscribe
 from phoneprov.sip.policy import PnpPolicy, pnp_thread
-from phoneprov.state.db import State
+from phoneprov.state.db import Lease, State
 from sample_data import KNOWN, OTHER_VENDOR, SAME_OUI, write_sip_config
 
 
@@ -80,3 +81,83 @@ def test_a_given_lookup_replaces_our_own_inventory_copy(tmp_path: Path) -> None:
     assert policy(phone(SAME_OUI), "10.0.0.3") == f"http://prov.lan:8080/prov.py?mac={SAME_OUI}"
     assert policy(phone(KNOWN), "10.0.0.2") is None  # only what the lookup knows
     assert asked == [SAME_OUI, KNOWN]
+
+
+def with_sip_keys(path: Path, keys: str) -> Path:
+    path.write_text(path.read_text().replace("[sip]\n", f"[sip]\n{keys}"))
+    return path
+
+
+def test_vendor_enrolment_is_bounded_by_default(tmp_path: Path) -> None:
+    """Issue 11.6: a flood of 300 forged MACs of the vendor's OUI enrols 10 (enrol_per_minute),
+    not 300; the rest are recorded as discovered (bounded too) and not answered."""
+    policy = PnpPolicy(load_config(write_sip_config(tmp_path, "vendor")))
+    macs = [f"000952{0x1000 + n:06X}" for n in range(300)]  # none of them inventoried
+    answered = [n for n, mac in enumerate(macs) if policy(phone(mac), "10.0.0.66")]
+    assert answered == list(range(10))
+    with State(tmp_path / "state.db") as state:
+        assert len(state.enrolled()) == 10
+        assert 0 < len(state.discovered()) <= 30
+    assert policy(phone(macs[0]), "10.0.0.66") is not None  # enrolled: still answered
+
+
+def test_vendor_enrolment_rate_and_total_are_configurable(tmp_path: Path) -> None:
+    path = with_sip_keys(
+        write_sip_config(tmp_path, "vendor"), "enrol_per_minute = 5\nenrol_max = 8\n"
+    )
+    now = [1000.0]
+    policy = PnpPolicy(load_config(path), clock=lambda: now[0])
+    macs = [f"000952{0x1000 + n:06X}" for n in range(100)]
+    assert sum(policy(phone(m), "10.0.0.66") is not None for m in macs[:50]) == 5
+    now[0] += 60.0  # a minute later: 5 more allowed by the rate, but only 3 by the total
+    assert sum(policy(phone(m), "10.0.0.66") is not None for m in macs[50:]) == 3
+    now[0] += 3600.0
+    assert sum(policy(phone(m), "10.0.0.66") is not None for m in macs[50:]) == 3  # the same 3
+    with State(tmp_path / "state.db") as state:
+        assert len(state.enrolled()) == 8
+
+
+def test_discovered_records_are_bounded(tmp_path: Path) -> None:
+    """Issue 11.6: unknown phones are recorded as discovered at a bounded rate, and one phone
+    asking again and again is written once."""
+    now = [0.0]
+    policy = PnpPolicy(load_config(write_sip_config(tmp_path)), clock=lambda: now[0])
+    for n in range(300):
+        assert policy(phone(f"000952{0x1000 + n:06X}"), "10.0.0.66") is None
+    for _ in range(100):
+        policy(phone(SAME_OUI), "10.0.0.3")
+    with State(tmp_path / "state.db") as state:
+        assert len(state.discovered()) == 30
+    now[0] += 60.0
+    policy(phone(SAME_OUI), "10.0.0.3")
+    with State(tmp_path / "state.db") as state:
+        assert SAME_OUI in {d.mac for d in state.discovered()}
+
+
+def test_a_subscribe_without_a_mac_is_matched_by_the_lease_of_its_source(tmp_path: Path) -> None:
+    """Issue 11.8: the active, unexpired lease of the source address names the phone."""
+    config = load_config(write_sip_config(tmp_path))
+    now = time.time()
+    with State(tmp_path / "state.db") as state:
+        state.record_lease(Lease(KNOWN, "10.0.0.2", expires=int(now) + 600), now)
+        state.record_lease(Lease(SAME_OUI, "10.0.0.3"), now)  # not in the inventory
+        state.record_lease(Lease("00095200EEEE", "10.0.0.4", expires=int(now) - 1), now)
+    policy = PnpPolicy(config)
+    no_mac = PnpSubscribe(None, "AudioCodes", "", "", "")
+    assert policy(no_mac, "10.0.0.2") == f"http://prov.lan:8080/prov.py?mac={KNOWN}"
+    assert policy(no_mac, "10.0.0.3") is None
+    assert policy(no_mac, "10.0.0.4") is None  # expired
+    assert policy(no_mac, "10.0.0.9") is None  # no lease
+
+
+def test_the_flood_bounds_are_configuration_keys(tmp_path: Path) -> None:
+    defaults = load_config(write_sip_config(tmp_path)).sip
+    assert (defaults.enrol_per_minute, defaults.enrol_max) == (10, 200)
+    assert (defaults.pnp_source_pending, defaults.pnp_source_per_minute) == (4, 30)
+    keys = "enrol_per_minute = 1\nenrol_max = 0\npnp_source_pending = 1\n"
+    sip = load_config(with_sip_keys(write_sip_config(tmp_path), keys)).sip
+    assert (sip.enrol_per_minute, sip.enrol_max, sip.pnp_source_pending) == (1, 0, 1)
+    for n, bad in enumerate(("enrol_per_minute = 0", "pnp_source_pending = 0", "enrol_max = -1")):
+        (tmp_path / str(n)).mkdir()
+        with pytest.raises(ConfigError, match=bad.split()[0]):
+            load_config(with_sip_keys(write_sip_config(tmp_path / str(n)), bad + "\n"))

@@ -195,6 +195,10 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
             check_sync_event=v["sip.check_sync_event"],
             check_sync_events=v["sip.check_sync_events"],
             check_sync_url=v["sip.check_sync_url"],
+            pnp_source_pending=v["sip.pnp_source_pending"],
+            pnp_source_per_minute=v["sip.pnp_source_per_minute"],
+            enrol_per_minute=v["sip.enrol_per_minute"],
+            enrol_max=v["sip.enrol_max"],
         ),
         phone=PhoneConfig(
             settings_version=v["phone.settings_version"],

@@ -49,6 +49,10 @@ class SipConfig:
     check_sync_event: str
     check_sync_events: dict[str, str]  # model -> event
     check_sync_url: bool  # the NOTIFY body names the URL to fetch (notifySync)
+    pnp_source_pending: int = 4  # PnP SUBSCRIBEs of one source IP answered at once
+    pnp_source_per_minute: int = 30  # new PnP SUBSCRIBEs of one source IP a minute
+    enrol_per_minute: int = 10  # PnP (vendor policy) enrolments a minute
+    enrol_max: int = 200  # PnP enrols no more phones once this many are enrolled
 
     def event_for(self, model: str) -> str:
         return self.check_sync_events.get(model, self.check_sync_event)

@@ -221,6 +221,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
             (dict,), {}, "Event per model", per_model(check_sync_event, "check-sync")
         ),
         "check_sync_url": Key((bool,), True, "check-sync NOTIFYs carry the URL to fetch"),
+        "pnp_source_pending": Key(
+            (int,), 4, "PnP SUBSCRIBEs of one address answered at once", _within(1, 100_000)
+        ),
+        "pnp_source_per_minute": Key(
+            (int,), 30, "new PnP SUBSCRIBEs per address a minute", _within(1, 1_000_000)
+        ),
+        "enrol_per_minute": Key((int,), 10, "PnP enrolments a minute", _within(1, 100_000)),
+        "enrol_max": Key((int,), 200, "PnP enrols no more once this many", _within(0, 1_000_000)),
     },
     "phone": {
         "settings_version": _text("1.34.0", "section version attribute", settings_version),

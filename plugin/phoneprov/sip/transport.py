@@ -22,6 +22,7 @@ from ..core.errors import ConfigError, InputError
 from ..core.sipdialog import Address, describe, response_branch
 from ..core.sipmsg import Request, Response, build_message, top_via
 from ..core.siptimers import ClientTransaction, Timers, on_response, on_timer, start_transaction
+from .bounds import LogLimiter
 
 LOG = logging.getLogger("phoneprov.sip")
 IP_MULTICAST_ALL = 49  # Linux: 0 = deliver only the groups this socket joined
@@ -83,6 +84,7 @@ class Endpoint(asyncio.DatagramProtocol):
     def __init__(self, on_datagram: OnDatagram) -> None:
         self.on_datagram = on_datagram
         self.transport: asyncio.DatagramTransport | None = None
+        self.errors = LogLimiter(LOG)  # ICMP errors: one per NOTIFY to a forged source
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -91,7 +93,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self.on_datagram(data, (str(addr[0]), int(addr[1])))
 
     def error_received(self, exc: Exception) -> None:
-        LOG.warning("UDP error: %s", exc)
+        self.errors.warning("UDP error: %s", exc)
 
     def send(self, data: bytes, address: Address) -> None:
         if self.transport is not None and not self.transport.is_closing():
