@@ -52,6 +52,8 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ('[server]\nlisten = "8080"\n', "pp.toml:2: server.listen must be host:port"),
         ('[server]\ninterface = "eth 0"\n', "pp.toml:2: server.interface not an interface"),
         ('[server]\nquery_path = "a/b.py"\n', "pp.toml:2: server.query_path must be one file"),
+        ('[server]\nuser = "pho ne"\n', "pp.toml:2: server.user must be a user name like"),
+        ("[dhcp]\nleasefile = 0\n", "pp.toml:2: dhcp.leasefile must be text, not 0"),
         ('[sip]\ncheck_sync_event = "check sync"\n', "pp.toml:2: sip.check_sync_event bad Event"),
         ("[sip]\nt1 = true\n", "pp.toml:2: sip.t1 must be a number of seconds, not True"),
         ("[security]\ntrusted_proxies = -1\n", "pp.toml:2: security.trusted_proxies must be"),

@@ -166,6 +166,7 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
             interface=v["server.interface"],
             listen=v["server.listen"],
             layout=Layout(v["server.url_style"], v["server.query_path"]),
+            user=v["server.user"],
         ),
         dhcp=DhcpConfig(
             mode=v["dhcp.mode"],
@@ -179,6 +180,7 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
             hostsdir=file("dhcp.hostsdir"),
             optsdir=file("dhcp.optsdir"),
             dnsmasq_pidfile=file("dhcp.dnsmasq_pidfile"),
+            leasefile=file("dhcp.leasefile") if v["dhcp.leasefile"] else None,
         ),
         security=SecurityConfig(
             mode=v["security.mode"],

@@ -14,6 +14,7 @@ class ServerConfig:
     interface: str  # the LAN interface dnsmasq serves
     listen: str
     layout: Layout
+    user: str = ""  # `serve` drops to this user once its port is bound; "": stays
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class DhcpConfig:
     hostsdir: Path
     optsdir: Path
     dnsmasq_pidfile: Path  # to expire tombstones
+    leasefile: Path | None = None  # dnsmasq's lease file (written before the hook runs)
 
 
 @dataclass(frozen=True)

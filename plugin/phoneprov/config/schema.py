@@ -29,6 +29,7 @@ IFNAMSIZ = 16
 SECONDS = "a number of seconds"
 VERSION = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){2}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 Check = Callable[[Any], Any]
 
@@ -151,6 +152,17 @@ def path(value: str) -> str:
     return value
 
 
+def optional_path(value: str) -> str:
+    return value  # empty: not used
+
+
+def user_name(value: str) -> str:
+    """A system user name (what `useradd` accepts), or empty."""
+    if value and not USER.fullmatch(value):
+        raise ValueError(f"must be a user name like phoneprov; got {value!r}")
+    return value
+
+
 def settings_version(value: str) -> str:
     if not VERSION.fullmatch(value):
         raise ValueError(f"must be a settings version like 1.34.0; got {value!r}")
@@ -188,6 +200,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "listen": _text("0.0.0.0:8080", "where `phoneprov serve` listens (host:port)", listen),
         "url_style": _text("query", "entry URL style: query or path", _one_of(STYLES)),
         "query_path": _text("prov.py", "script name of the query style", query_path),
+        "user": _text("", "user serve runs as once its port is bound (empty: stay)", user_name),
     },
     "dhcp": {
         "mode": _text("66+67", "66+67, 43, both or vendor", _one_of(DHCP_MODES)),
@@ -203,6 +216,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "hostsdir": _text("/var/lib/phoneprov/dnsmasq/hosts", "dnsmasq --dhcp-hostsdir", path),
         "optsdir": _text("/var/lib/phoneprov/dnsmasq/opts", "dnsmasq --dhcp-optsdir", path),
         "dnsmasq_pidfile": _text("/run/dnsmasq/dnsmasq.pid", "dnsmasq's pid file", path),
+        "leasefile": _text(
+            "/var/lib/misc/dnsmasq.leases",
+            "dnsmasq's --dhcp-leasefile (empty: none)",
+            optional_path,
+        ),
     },
     "security": {
         "mode": _text("lease", "lease, token or open", _one_of(SECURITY_MODES)),

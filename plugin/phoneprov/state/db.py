@@ -23,7 +23,6 @@ from .sql import (
     SCHEMA,
 )
 
-
 # A lease is live while active (no `del`), unexpired (`expires` 0 or NULL: no expiry) and the
 # latest one recorded on its address: dnsmasq gave the address to nobody else since.
 _LIVE = "active=1 AND (expires IS NULL OR expires<=0 OR expires>?2)"
