@@ -58,6 +58,7 @@ def write_site(root: Path, mode: str = "lease", extra: str = "", url_style: str 
         f'[server]\nurl = "{SERVER}"\nlisten = "127.0.0.1:8080"\nurl_style = "{url_style}"\n'
         f'[security]\nmode = "{mode}"\nsecret_file = "secret"\n{extra}'
         '[paths]\ninventory = "inventory.toml"\ntemplates = "templates"\nstate = "state.db"\n'
+        '[dhcp]\nleasefile = "dnsmasq.leases"\n'  # none until a test writes it
     )
     return config
 
@@ -88,11 +89,3 @@ def close_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     for provisioning in made:
         provisioning.close()
-
-
-@pytest.fixture(autouse=True)
-def short_lease_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refusals in lease mode wait for a late lease: 0.2 s in tests instead of 2 s."""
-    from phoneprov.web import endpoint as service
-
-    monkeypatch.setattr(service, "LEASE_GRACE_S", 0.2)

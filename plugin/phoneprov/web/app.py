@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .endpoint import Provisioning, respond
+from .endpoint import METHODS, Provisioning, has_body, respond
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from ..config import Config
 
 log = logging.getLogger("phoneprov.web")
-
-METHODS = ("GET", "HEAD")
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -94,18 +92,15 @@ class LazyApp:
 
 class FastPath:
     """GET and HEAD without a body go straight to `respond`; the rest (other methods, bodies)
-    to Flask, which answers them 405/413. A dispatch, not a second implementation."""
+    to Flask, which answers them 405/413 with `endpoint.rejection`. A dispatch, not a second
+    implementation."""
 
     def __init__(self, app: WsgiApp, service: Provisioning) -> None:
         self.app = app
         self.service = service
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if (
-            environ.get("REQUEST_METHOD") in METHODS
-            and not environ.get("CONTENT_LENGTH", "0").strip("0")
-            and "HTTP_TRANSFER_ENCODING" not in environ
-        ):
+        if environ.get("REQUEST_METHOD") in METHODS and not has_body(environ):
             status, headers, body = respond(self.service, environ)
             start_response(status, headers)
             return [body]

@@ -2,15 +2,19 @@
 fast dispatch and the Flask view both call it), `Provisioning.handle` the decision.
 
 Answers: 200 (+ETag) or 304; 404 for a path that is no provisioning URL or a file the
-device does not have; 403 for an unknown MAC and for a refused request alike (same body:
-nothing tells a prober whether a MAC exists); 429 past the refusal limit; 500 when a
-template fails (logged with template:line, nothing partial is sent).
+device does not have; 403 for an unknown MAC and for a refused request alike (same bytes,
+same work: access is decided before the inventory is asked, so nothing tells a prober
+whether a MAC exists); 429 past the refusal limit; 500 when a template fails (logged with
+template:line, nothing partial is sent); 503 when lease mode cannot read the state database
+(logged once). No request ever waits for a lease. `rejection` answers what phones never
+send: other methods 405, bodies 413.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,12 +24,14 @@ from urllib.parse import parse_qsl
 
 from ..config import Config
 from ..core.errors import ConfigError, InputError
-from ..core.inventory import Device
+from ..core.inventory import Record
 from ..core.layout import ProvRequest, parse_request
 from ..render import Catalog, Rendered
 from ..site import enrolled_records
-from .access import LeaseLookup, RefusalLimiter, client_ip, decide
+from .access import RefusalLimiter, Verdict, check_device, client_ip, decide
 from .fetchlog import FetchLog
+from .health import StateHealth
+from .leases import LeaseLookup
 
 log = logging.getLogger("phoneprov.web")
 
@@ -34,8 +40,11 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 BODIES = {
     403: b"forbidden\n",
     404: b"not found\n",
+    405: b"method not allowed\n",
+    413: b"request body not allowed\n",
     429: b"too many refused requests\n",
     500: b"internal error\n",
+    503: b"service unavailable\n",
 }
 MAX_LOGGED_PATH = 300
 MAX_FIELDS = 32  # query arguments parsed at most
@@ -44,10 +53,14 @@ STATUS_LINES = {
     304: "304 Not Modified",
     403: "403 Forbidden",
     404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    413: "413 Payload Too Large",
     429: "429 Too Many Requests",
     500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
 }
-LEASE_GRACE_S = 2.0  # how long a phone may be ahead of the dnsmasq hook recording its lease
+METHODS = ("GET", "HEAD")
+ALLOW = ("Allow", ", ".join(METHODS))
 TOKEN_IN_PATH = re.compile(r"^/t/([^/]{0,4})[^/]*/")
 
 
@@ -74,6 +87,7 @@ class Provisioning:
         secret: bytes | None,
         leases: LeaseLookup,
         fetch_log: FetchLog,
+        health: StateHealth | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -85,8 +99,8 @@ class Provisioning:
         self.leases = leases
         self.limiter = RefusalLimiter(config.security.refused_per_minute)
         self.fetch_log = fetch_log
+        self.health = health or StateHealth(config.state)
         self.clock = clock
-        self.lease_grace = LEASE_GRACE_S
 
     @classmethod
     def from_config(cls, config: Config, server: str | None = None) -> Provisioning:
@@ -96,14 +110,27 @@ class Provisioning:
             None if config.security.mode == "open" else load_secret(config.security.secret_file)
         )
         state_path = config.state
-        _create_state(state_path)
-        catalog = Catalog(config, server=server, extra=lambda: enrolled_records(state_path))
+        health = StateHealth(state_path)
+        _create_state(state_path, health)
+        catalog = Catalog(config, server=server, extra=EnrolledRecords(state_path, health))
+        leasefile = config.dhcp.leasefile if config.security.mode == "lease" else None
+        leases = LeaseLookup(state_path, leasefile)
+        if leases.leasefile is not None:
+            problem = leases.leasefile.describe_problem()
+            if problem:
+                log.warning(
+                    "dhcp.leasefile %s: %s; leases come from the hook only (a phone that asks "
+                    "before the hook has recorded its lease is refused, and asks again)",
+                    leasefile,
+                    problem,
+                )
         return cls(
             config,
             catalog,
             secret=secret,
-            leases=LeaseLookup(state_path),
-            fetch_log=FetchLog(state_path, config.retention),
+            leases=leases,
+            fetch_log=FetchLog(state_path, config.retention, health),
+            health=health,
         )
 
     def close(self) -> None:
@@ -111,7 +138,8 @@ class Provisioning:
 
     # everything -----------------------------------------------------------------------
     def handle(self, path: str, query_mac: str | None, ip: str, if_none_match: str | None) -> Reply:
-        """The decision for one GET: limit, parse, access, bytes (cached or rendered)."""
+        """The decision for one GET: limit, parse, access, device, bytes (cached or rendered).
+        Access comes first and never waits: it depends on the client, never on the MAC."""
         now = self.clock()
         if self.limiter.blocked(ip, now):
             return self._log(Reply(429, BODIES[429]), path, query_mac, ip, now)
@@ -120,10 +148,17 @@ class Provisioning:
         except InputError as e:
             return self._refuse(404, None, str(e), path, query_mac, ip, now)
         self.catalog.refresh()  # before the cache is read: a stale hit must not slip out
-        device = self.catalog.device(req.mac, refreshed=True)
-        allowed, reason = self._allowed(req, device, ip, now)
-        if not allowed or device is None:
-            return self._refuse(403, req.mac, reason, path, query_mac, ip, now)
+        try:
+            verdict = self._access(req, ip, now)
+        except sqlite3.Error as e:
+            self.health.failed("answering 503 in lease mode", e)
+            return Reply(503, BODIES[503])  # not fetch-logged: that log is in the same database
+        device = None
+        if verdict.allowed:
+            device = self.catalog.device(req.mac, refreshed=True)
+            verdict = check_device(req, device)
+        if not verdict.allowed or device is None:
+            return self._refuse(403, req.mac, verdict.reason, path, query_mac, ip, now)
         try:
             if req.name is None:
                 rendered: Rendered | None = self.catalog.entry(device, req.style)
@@ -138,26 +173,12 @@ class Provisioning:
             return self._refuse(404, req.mac, "no such file", path, query_mac, ip, now)
         return self._answer(req, rendered, path, query_mac, ip, if_none_match, now)
 
-    def _allowed(
-        self, req: ProvRequest, device: Device | None, ip: str, now: float
-    ) -> tuple[bool, str]:
-        lease_ip = None
-        if device is not None and self.mode == "lease" and req.token is None:
-            lease_ip = self.leases.ip_of(device.mac, now)
-            if lease_ip != ip:  # never refuse on a cached answer
-                lease_ip = self.leases.ip_of(device.mac, now, fresh=True)
-        verdict = decide(self.mode, self.secret, req, device, lease_ip, ip)
-        if (
-            not verdict.allowed
-            and device is not None
-            and lease_ip != ip
-            and self.mode == "lease"
-            and req.token is None
-            and self.lease_grace > 0
-            and self.leases.await_lease(device.mac, ip, self.lease_grace)
-        ):
-            return True, "lease (recorded while the phone waited)"
-        return verdict.allowed, verdict.reason
+    def _access(self, req: ProvRequest, ip: str, now: float) -> Verdict:
+        holder = None
+        if self.mode == "lease" and req.token is None:
+            holder = self.leases.holder(ip, now)
+            self.health.ok()
+        return decide(self.mode, self.secret, req, holder, ip)
 
     def _answer(
         self,
@@ -210,7 +231,7 @@ class Provisioning:
 
 def respond(service: Provisioning, environ: Mapping[str, Any]) -> tuple[str, Headers, bytes]:
     """The one request path, for the fast dispatch and the Flask view alike: a GET or HEAD's
-    WSGI environ in; status line, headers and body out."""
+    WSGI environ in (`rejection` said None); status line, headers and body out."""
     reply = service.handle(
         environ.get("PATH_INFO", ""),
         query_mac(environ.get("QUERY_STRING", "")),
@@ -219,6 +240,33 @@ def respond(service: Provisioning, environ: Mapping[str, Any]) -> tuple[str, Hea
     )
     body = b"" if environ.get("REQUEST_METHOD") == "HEAD" else reply.body
     return STATUS_LINES[reply.status], reply_headers(reply), body
+
+
+def has_body(environ: Mapping[str, Any]) -> bool:
+    """Whether the request carries a body (a Content-Length other than 0, or chunked)."""
+    return bool(
+        str(environ.get("CONTENT_LENGTH") or "0").strip("0") or "HTTP_TRANSFER_ENCODING" in environ
+    )
+
+
+def rejection(environ: Mapping[str, Any]) -> tuple[str, Headers, bytes] | None:
+    """405 (with Allow) for a method other than GET/HEAD, 413 for a GET/HEAD with a body,
+    None for what `respond` answers: the dispatch and the Flask app both ask here."""
+    if environ.get("REQUEST_METHOD") not in METHODS:
+        status, extra = 405, [ALLOW]
+    elif has_body(environ):
+        status, extra = 413, []
+    else:
+        return None
+    log.debug(
+        "rejected status=%d method=%.20r ip=%s", status, environ.get("REQUEST_METHOD"),
+        environ.get("REMOTE_ADDR"),
+    )  # fmt: skip
+    return (
+        STATUS_LINES[status],
+        reply_headers(Reply(status, BODIES[status])) + extra,
+        BODIES[status],
+    )
 
 
 def query_mac(query: str) -> str | None:
@@ -245,18 +293,33 @@ def reply_headers(reply: Reply) -> Headers:
     return headers
 
 
-def _create_state(path: Path) -> None:
+class EnrolledRecords:
+    """The auto-enrolled phones for the catalog: while the database cannot be read, the last
+    ones read (the outage is told once by `health`; lease mode answers 503 meanwhile)."""
+
+    def __init__(self, state_path: Path, health: StateHealth) -> None:
+        self.state_path = state_path
+        self.health = health
+        self.last: list[Record] = []
+
+    def __call__(self) -> list[Record]:
+        try:
+            self.last = enrolled_records(self.state_path)
+        except sqlite3.Error as e:
+            self.health.failed("auto-enrolled phones as last read", e)
+        return self.last
+
+
+def _create_state(path: Path, health: StateHealth) -> None:
     """Create the state database (WAL mode, schema) before request threads and the fetch-log
     writer open it at once: switching a new file to WAL under a concurrent reader fails with
-    "database is locked" instead of waiting. A failure here is the fetch log's to report."""
-    import sqlite3
-
+    "database is locked" instead of waiting. A failure is told once, by `health`."""
     from ..state.db import State
 
     try:
         State(path).close()
     except sqlite3.Error as e:
-        log.error("state database %s: %s", path, e)
+        health.failed("at start", e)
 
 
 def _shown(path: str, query_mac: str | None) -> str:

@@ -1,7 +1,10 @@
 """The fetch log: every request is queued here and written to the state database in batches
 by one background thread, so a request does not wait for SQLite — unless the writer falls
-`MAX_QUEUED` rows behind: then it waits, rather than grow memory or drop rows. `close()`
-drains the queue (on clean shutdown); the thread starts in the process that logs.
+`MAX_QUEUED` rows behind: then it waits, rather than grow memory or drop rows. While the
+database cannot be opened or written, the writer drops what it takes (so no request ever
+waits on a broken database) and says so once (`StateHealth`), opening it afresh for each
+batch until it works again. `close()` drains the queue (on clean shutdown); the thread
+starts in the process that logs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .health import StateHealth
 
 if TYPE_CHECKING:
     from ..config import Retention
@@ -34,8 +39,14 @@ Row = tuple[float, str | None, str, str, int, int]
 
 
 class FetchLog:
-    def __init__(self, state_path: Path, retention: Retention | None = None) -> None:
+    def __init__(
+        self,
+        state_path: Path,
+        retention: Retention | None = None,
+        health: StateHealth | None = None,
+    ) -> None:
         self.state_path = state_path
+        self.health = health or StateHealth(state_path)
         self.retention = retention  # pruned at the first write, then every PRUNE_EVERY_S
         self._pruned_at = -PRUNE_EVERY_S
         self._queue: queue.SimpleQueue[Row | None] = queue.SimpleQueue()
@@ -71,50 +82,65 @@ class FetchLog:
 
     def _run(self) -> None:
         import signal
-        import sqlite3
-
-        from ..state.db import State
 
         # stop signals are the server's business: let its own threads take them
         signal.pthread_sigmask(
             signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP}
         )
-
-        while True:
-            try:
-                state = State(self.state_path)
-                break
-            except sqlite3.Error as e:
-                log.error("fetch log: cannot open %s (retrying): %s", self.state_path, e)
-                time.sleep(1.0)
-        state.db.execute("PRAGMA cache_size=-256")  # appends only: a small page cache will do
-        with state:
+        state: State | None = None
+        try:
             stopping = False
             while not stopping:
-                batch: list[Row] = []
-                try:
-                    item = self._queue.get(timeout=IDLE_S)
-                except queue.Empty:
+                batch, stopping = self._next_batch()
+                if not batch:
                     continue
-                while item is not None:
-                    batch.append(item)
-                    if len(batch) >= BATCH:
-                        break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                stopping = item is None
-                if batch:
-                    self._write(state, batch)
+                state = state or self._open()
+                if state is not None and not self._write(state, batch):
+                    state.close()
+                    state = None  # opened afresh for the next batch
+        finally:
+            if state is not None:
+                state.close()
 
-    def _write(self, state: State, batch: list[Row]) -> None:
+    def _next_batch(self) -> tuple[list[Row], bool]:
+        """Up to BATCH queued rows, and whether the stop mark came with them."""
+        batch: list[Row] = []
+        try:
+            item = self._queue.get(timeout=IDLE_S)
+        except queue.Empty:
+            return batch, False
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= BATCH:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch, item is None
+
+    def _open(self) -> State | None:
+        import sqlite3
+
+        from ..state.db import State
+
+        try:
+            state = State(self.state_path)
+            state.db.execute("PRAGMA cache_size=-256")  # appends only: a small cache will do
+        except sqlite3.Error as e:
+            self.health.failed("fetch log entries are dropped", e)
+            return None
+        return state
+
+    def _write(self, state: State, batch: list[Row]) -> bool:
         import sqlite3
 
         try:
             state.log_fetches(batch)
         except sqlite3.Error as e:
-            log.error("fetch log: %d entries not written to %s: %s", len(batch), self.state_path, e)
+            self.health.failed(f"{len(batch)} fetch log entries dropped", e)
+            return False
+        self.health.ok()
         now = time.time()
         if self.retention is not None and now - self._pruned_at >= PRUNE_EVERY_S:
             self._pruned_at = now
@@ -124,3 +150,4 @@ class FetchLog:
                 log.error("fetch log: retention not applied to %s: %s", self.state_path, e)
             else:
                 log.info("retention: %d old fetch/discovered rows deleted", deleted)
+        return True

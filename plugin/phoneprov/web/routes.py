@@ -1,12 +1,13 @@
 """The provisioning blueprint: every GET/HEAD goes to `endpoint.respond`, the one request path;
-Flask adds only what phones never need (405 for other methods, 413 for bodies)."""
+what phones never send (other methods 405, OPTIONS too; bodies 413) is turned away first by
+`endpoint.rejection`, the same function the fast dispatch's answers come from."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from .endpoint import Provisioning, respond
+from .endpoint import Provisioning, rejection, respond
 
 EXTENSION = "phoneprov"
 
@@ -19,10 +20,20 @@ def provisioning(app: Flask) -> Provisioning:
     return service
 
 
-@blueprint.get("/", defaults={"path": ""})
-@blueprint.get("/<path:path>")
+@blueprint.before_app_request
+def turn_away() -> Response | None:
+    """405/413 before routing: also for OPTIONS and methods no route knows."""
+    rejected = rejection(request.environ)
+    return None if rejected is None else _response(*rejected)
+
+
+@blueprint.get("/", defaults={"path": ""}, provide_automatic_options=False)
+@blueprint.get("/<path:path>", provide_automatic_options=False)
 def provision(path: str) -> Response:
-    status, headers, body = respond(provisioning(current_app), request.environ)
+    return _response(*respond(provisioning(current_app), request.environ))
+
+
+def _response(status: str, headers: list[tuple[str, str]], body: bytes) -> Response:
     response = Response(body, status=status)
     response.headers.clear()
     for name, value in headers:

@@ -1,0 +1,170 @@
+"""Who holds the lease on a client's address, asked afresh for every request (lease mode).
+
+Two witnesses, both written by dnsmasq's doing:
+- the state database, where the dnsmasq hook records each lease event (`State.lease_by_ip`
+  decides in SQL whether a lease is live: active, unexpired, not superseded);
+- dnsmasq's own lease file (`dhcp.leasefile`), which dnsmasq rewrites at the DHCP ACK,
+  before it runs the hook: a phone that asks a moment after its ACK is found there, so
+  nothing ever waits for the hook.
+When they disagree about an address, the newer one decides: the file's mtime against the
+time the hook last recorded anything about that address. The answer depends on the client
+address only, never on the MAC asked for, so a refusal costs the same for every MAC.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import InputError
+from ..core.mac import norm_mac
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..state.db import State
+
+log = logging.getLogger("phoneprov.web")
+
+MAX_LEASEFILE_BYTES = 16 * 1024 * 1024
+READ_TRIES = 3  # dnsmasq rewrites the file in place: read again when it changed meanwhile
+READER_BUSY_MS = 1000  # a request waits at most this long for a locked database
+
+
+@dataclass(frozen=True)
+class LeaseFile:
+    """One reading of dnsmasq's lease file: IPv4 address → (MAC, expiry; 0 = never)."""
+
+    mtime: float
+    by_ip: Mapping[str, tuple[str, int]]
+
+    def holder(self, ip: str, now: float) -> str | None:
+        found = self.by_ip.get(ip)
+        if found is None or 0 < found[1] <= now:
+            return None
+        return found[0]
+
+
+def parse_leasefile(text: str) -> dict[str, tuple[str, int]]:
+    """dnsmasq's lease lines `expiry mac ip hostname client-id`; IPv6 (`duid` and after) and
+    anything malformed are skipped; the first line for an address counts.
+
+    >>> parse_leasefile("1700000000 00:09:52:00:00:0e 10.0.0.5 d200 *\\nbad\\n")
+    {'10.0.0.5': ('00095200000E', 1700000000)}
+    """
+    found: dict[str, tuple[str, int]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0] == "duid":
+            if fields[:1] == ["duid"]:
+                break  # DHCPv6 leases follow
+            continue
+        try:
+            expiry, mac = int(fields[0]), norm_mac(fields[1])
+        except (ValueError, InputError):
+            continue
+        found.setdefault(fields[2], (mac, expiry))
+    return found
+
+
+class DnsmasqLeases:
+    """dnsmasq's lease file, read again whenever it changed (one stat per request)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._read: tuple[tuple[int, int, int], LeaseFile] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> LeaseFile | None:
+        """The file as it is now, or None when it cannot be read."""
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        read = self._read
+        if read is not None and read[0] == key:
+            return read[1]
+        with self._lock:
+            return self._reread()
+
+    def _reread(self) -> LeaseFile | None:
+        for _ in range(READ_TRIES):
+            try:
+                with open(self.path, "rb") as handle:
+                    before = os.fstat(handle.fileno())
+                    data = handle.read(MAX_LEASEFILE_BYTES)
+                    after = os.fstat(handle.fileno())
+            except OSError:
+                return None
+            key = (after.st_ino, after.st_mtime_ns, after.st_size)
+            if (before.st_mtime_ns, before.st_size) == key[1:]:
+                break
+        text = data.decode("utf-8", "replace")
+        leases = LeaseFile(after.st_mtime, MappingProxyType(parse_leasefile(text)))
+        self._read = (key, leases)
+        return leases
+
+    def describe_problem(self) -> str | None:
+        """Why the file cannot be read, for the log at start; None when it can."""
+        try:
+            with open(self.path, "rb"):
+                return None
+        except OSError as e:
+            return e.strerror or str(e)
+
+
+class LeaseLookup:
+    """The MAC whose live lease a client address holds, from the database and the file.
+
+    Raises sqlite3.Error when the database cannot answer (the request gets 503)."""
+
+    def __init__(self, state_path: Path, leasefile: Path | None = None) -> None:
+        self.state_path = state_path
+        self.leasefile = DnsmasqLeases(leasefile) if leasefile is not None else None
+        self._local = threading.local()
+
+    def holder(self, ip: str, now: float) -> str | None:
+        try:
+            return self._holder(self._state(), ip, now)
+        except sqlite3.Error:
+            self._forget()  # the next request opens the database afresh (it may be fixed)
+            raise
+
+    def _holder(self, state: State, ip: str, now: float) -> str | None:
+        lease = state.lease_by_ip(ip, now)
+        recorded = lease.mac if lease is not None else None
+        current = self.leasefile.current() if self.leasefile is not None else None
+        if current is None:
+            return recorded
+        written = current.holder(ip, now)
+        if written == recorded:
+            return recorded
+        seen = state.ip_last_seen(ip)
+        return written if seen is None or current.mtime > seen else recorded
+
+    def _forget(self) -> None:
+        state: State | None = getattr(self._local, "state", None)
+        self._local.state = None
+        if state is not None:
+            state.close()
+
+    def _state(self) -> State:
+        state: State | None = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = _open(self.state_path)
+        return state
+
+
+def _open(path: Path) -> Any:
+    from ..state.db import State
+
+    state = State(path)
+    state.db.execute(f"PRAGMA busy_timeout={READER_BUSY_MS}")
+    return state
