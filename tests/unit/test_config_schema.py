@@ -52,6 +52,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ('[server]\nlisten = "8080"\n', "pp.toml:2: server.listen must be host:port"),
         ('[server]\ninterface = "eth 0"\n', "pp.toml:2: server.interface not an interface"),
         ('[server]\nquery_path = "a/b.py"\n', "pp.toml:2: server.query_path must be one file"),
+        ('[dhcp]\nhostsdir = "/srv/a #b"\n', "pp.toml:2: dhcp.hostsdir cannot be a dnsmasq path"),
         ('[server]\nuser = "pho ne"\n', "pp.toml:2: server.user must be a user name like"),
         ("[dhcp]\nleasefile = 0\n", "pp.toml:2: dhcp.leasefile must be text, not 0"),
         ('[sip]\ncheck_sync_event = "check sync"\n', "pp.toml:2: sip.check_sync_event bad Event"),

@@ -123,7 +123,7 @@ def listen(value: str) -> str:
 
 
 def query_path(value: str) -> str:
-    if not FILE_NAME.match(value):
+    if not FILE_NAME.fullmatch(value):
         raise ValueError(f"must be one file name like prov.py; got {value!r}")
     return value
 
@@ -144,6 +144,11 @@ def model_name(value: str) -> str:
 def check_sync_event(value: str) -> str:
     parse_event(value)  # InputError is a ValueError
     return value
+
+
+def dnsmasq_path(value: str) -> str:
+    """A directory the dnsmasq snippet names: one dnsmasq line must hold it as it is."""
+    return dnsmasq_conf.check_path(path(value))
 
 
 def path(value: str) -> str:
@@ -205,7 +210,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "dhcp": {
         "mode": _text("66+67", "66+67, 43, both or vendor", _one_of(DHCP_MODES)),
         "ntp": _texts(["auto"], "option 42: IPv4 addresses or auto", ntp_server),
-        "force": Key((bool,), False, "send 66/67 also to phones that do not ask"),
+        "force": Key((bool,), False, "send the mode's options (42/43/66/67) even unasked"),
         "vendor_ouis": _texts(["00:09:52"], "MAC prefixes of our phones", norm_oui),
         "vendor_classes": _texts(
             [], "vendor classes of our phones", dnsmasq_conf.check_vendor_class
@@ -213,8 +218,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "auto_enrol": Key((bool,), False, "add recognised unknown phones at their first lease"),
         "default_profile": _text("default", "profile of auto-enrolled phones", profile_name),
         "default_type": _text("D200", "model of auto-enrolled phones", model_name),
-        "hostsdir": _text("/var/lib/phoneprov/dnsmasq/hosts", "dnsmasq --dhcp-hostsdir", path),
-        "optsdir": _text("/var/lib/phoneprov/dnsmasq/opts", "dnsmasq --dhcp-optsdir", path),
+        "hostsdir": _text("/var/lib/phoneprov/dnsmasq/hosts", "--dhcp-hostsdir", dnsmasq_path),
+        "optsdir": _text("/var/lib/phoneprov/dnsmasq/opts", "--dhcp-optsdir", dnsmasq_path),
         "dnsmasq_pidfile": _text("/run/dnsmasq/dnsmasq.pid", "dnsmasq's pid file", path),
         "leasefile": _text(
             "/var/lib/misc/dnsmasq.leases",

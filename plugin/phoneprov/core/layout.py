@@ -21,7 +21,7 @@ from .errors import InputError
 from .mac import norm_mac
 
 STYLES = ("query", "path")
-FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")  # fullmatch: no trailing newline
 TOKEN_LEN = 24
 
 
@@ -33,7 +33,7 @@ class Layout:
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise InputError(f"url style must be one of {STYLES}, not {self.style!r}")
-        if not FILE_NAME.match(self.query_path):
+        if not FILE_NAME.fullmatch(self.query_path):
             raise InputError(f"query path must be one file name like prov.py: {self.query_path!r}")
 
     def option67(self, token: str | None = None, mac: str | None = None) -> str:
@@ -58,7 +58,7 @@ class Layout:
 
 def check_file_name(name: str) -> str:
     """A served file name: one safe path segment (no '/', no '..', no leading dot)."""
-    if not FILE_NAME.match(name) or ".." in name:
+    if not FILE_NAME.fullmatch(name) or ".." in name:
         raise InputError(f"not a valid file name: {name!r}")
     return name
 
