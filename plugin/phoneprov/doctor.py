@@ -1,7 +1,8 @@
 """`phoneprov doctor`: gather what the appliance really looks like, for `core.findings`.
 
 Read only, never a signal: dnsmasq processes from /proc (comm, cmdline, status) and the
-config files their command line names; modes of the directories dnsmasq reads as `nobody`;
+config files their command line names; modes of the directories dnsmasq reads as `nobody`
+and of the inventory (SIP passwords: not for every user);
 a write transaction on the state database that is rolled back; a TCP connect to the HTTP
 endpoint; per device the options `phoneprov options` computes and the phone's fetch chain
 run against the real server. In security mode "lease" the doctor is not the lease holder,
@@ -22,18 +23,14 @@ from pathlib import Path
 
 from .config import Config
 from .core.chain import provision
-from .core.dnsmasq_conf import DhcpSettings
-from .core.findings import (
-    DeviceCheck,
-    DnsmasqProcess,
-    Facts,
-    PathState,
-    blocked_for_others,
+from .core.dnsmasq_cmdline import (
     cmdline_directives,
     conf_dir_includes,
     conf_directives,
     parse_version,
 )
+from .core.dnsmasq_conf import DhcpSettings
+from .core.findings import DeviceCheck, DnsmasqProcess, Facts, PathState, blocked_for_others
 from .core.layout import device_token
 from .core.markers import DeviceInfo, replace_markers
 
@@ -48,6 +45,7 @@ Fetch = Callable[[str], tuple[int, bytes]]
 
 def gather(config: Config, only: str | None = None, fetch: Fetch | None = None) -> Facts:
     """Everything `core.findings.diagnose` needs; `only` restricts the devices to one MAC."""
+    from .render.check import world_readable_inventory
     from .site import resolve_settings
 
     settings = resolve_settings(config)
@@ -72,6 +70,8 @@ def gather(config: Config, only: str | None = None, fetch: Fetch | None = None) 
         listen=listen,
         http_error=http_error,
         ntp=settings.ntp,
+        inventory=str(config.inventory_path),
+        world_readable=tuple(world_readable_inventory(config)),
     )
     if fetch is None:
         from .phone.simulator import http_get as fetch

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phoneprov.core.findings import parse_version
+from phoneprov.core.dnsmasq_cmdline import parse_version
 from phoneprov.lab import Host, Lab, call_in_netns
 from phoneprov.lab.dnsmasq import Dnsmasq
 from phoneprov.phone.simulator import http_get
@@ -99,6 +99,7 @@ def appliance(lab: Lab, dnsmasq_factory: Callable[..., Dnsmasq]) -> Iterator[App
     try:
         (root / "phoneprov.toml").write_text(CONFIG)
         (root / "inventory.toml").write_text(TWO_PHONES_INVENTORY)
+        (root / "inventory.toml").chmod(0o640)  # SIP passwords: root and the service user
         site = Appliance(lab, lab.add_host("appl", f"{ADDR}/24"), root)
         applied = site.cli("apply")
         assert applied.returncode == 0, applied.stderr
@@ -127,6 +128,8 @@ def test_doctor_on_a_working_appliance(appliance: Appliance):
     assert f"dhcp-script {ROOT / 'hooks' / 'dnsmasq-dhcp-script'} is executable" in out
     assert f"  ok    phoneprov serve answers on {ADDR}:{PORT}" in out
     assert f"  ok    option 42 offers {ADDR}" in out
+    inventory = appliance.root / "inventory.toml"
+    assert f"  ok    {inventory}: not readable by other users (it holds SIP passwords)\n" in out
     for mac in MACS:
         section = out.split(f"device {mac} ")[1].split("\ndevice ")[0]
         assert f"  ok    url http://{ADDR}:{PORT}/prov.py?mac={mac}\n" in section
@@ -151,6 +154,17 @@ def test_doctor_on_a_working_appliance(appliance: Appliance):
 
 
 def test_doctor_names_what_is_broken_and_how_to_fix_it(appliance: Appliance):
+    inventory = appliance.root / "inventory.toml"
+    inventory.chmod(0o644)
+    code, out = appliance.doctor()
+    assert code == 0, out  # a warning, not a failure
+    assert (
+        f"  WARN  {inventory} is readable by every user, and it holds SIP passwords\n"
+        f"        fix: chmod o-rwx {inventory}\n"
+    ) in out
+    assert out.rstrip().endswith(", 2 warnings, 0 failures")
+    inventory.chmod(0o640)
+
     hosts = appliance.root / "hosts"
     hosts.chmod(0o700)
     code, out = appliance.doctor()

@@ -6,17 +6,19 @@ from dataclasses import replace
 
 import pytest
 
+from phoneprov.core.dnsmasq_cmdline import (
+    cmdline_directives,
+    conf_dir_includes,
+    conf_directives,
+    parse_version,
+)
 from phoneprov.core.findings import (
     DeviceCheck,
     DnsmasqProcess,
     Facts,
     PathState,
     blocked_for_others,
-    cmdline_directives,
-    conf_dir_includes,
-    conf_directives,
     diagnose,
-    parse_version,
 )
 
 HOSTS, OPTS = "/var/lib/phoneprov/dnsmasq/hosts", "/var/lib/phoneprov/dnsmasq/opts"
@@ -198,3 +200,19 @@ def test_parsers():
     assert not conf_dir_includes("/etc/dnsmasq.d,*.conf,*.cnf", "x.dpkg-old")
     assert blocked_for_others([("/", 0o40755), ("/h", 0o40755), ("/h/f", 0o100644)]) == ""
     assert blocked_for_others([("/", 0o40755), ("/h", 0o40744)]) == "/h"
+
+
+def test_a_world_readable_inventory_is_a_warning_with_the_chmod():
+    inventory = "/etc/phoneprov/inventory.toml"
+    assert levels(replace(HEALTHY, inventory=inventory), "inventory") == [
+        ("ok", f"{inventory}: not readable by other users (it holds SIP passwords)", "")
+    ]
+    exposed = replace(HEALTHY, inventory=inventory, world_readable=(inventory,))
+    assert levels(exposed, "inventory") == [
+        (
+            "warn",
+            f"{inventory} is readable by every user, and it holds SIP passwords",
+            f"chmod o-rwx {inventory}",
+        )
+    ]
+    assert failures(exposed) == []

@@ -2,25 +2,18 @@
 
 Pure: the adapter (`phoneprov.doctor`) reads /proc, files, the database and the network into
 `Facts`; `diagnose` turns them into `Finding`s, each problem with the command that fixes it.
-Also the small parsers the adapter needs: dnsmasq's command line and config lines.
+The parsers of dnsmasq's command line and config lines the adapter needs are in
+`core.dnsmasq_cmdline`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 LEVELS = ("ok", "warn", "fail")
 SIGHUP_CRASHES = ("2.90",)  # verified here (DESIGN §3); other versions: not verified
-# dnsmasq options the doctor follows or reports, with their short forms
-SHORT_OPTIONS = {"C": "conf-file", "7": "conf-dir", "u": "user", "x": "pid-file"}
-WITH_VALUE = frozenset(
-    {"conf-file", "conf-dir", "dhcp-hostsdir", "dhcp-optsdir", "dhcp-script", "user", "pid-file"}
-)
-_VERSION = re.compile(r"dnsmasq version (\S+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -90,76 +83,8 @@ class Facts:
     http_error: str | None = None  # None: TCP connect worked
     ntp: tuple[str, ...] = ()
     devices: tuple[DeviceCheck, ...] = field(default_factory=tuple)
-
-
-def parse_version(text: str) -> str | None:
-    """The version from `dnsmasq --version`.
-
-    >>> parse_version("Dnsmasq version 2.90  Copyright (c) 2000-2024 Simon Kelley")
-    '2.90'
-    """
-    match = _VERSION.search(text)
-    return match.group(1) if match else None
-
-
-def cmdline_directives(argv: Sequence[str]) -> list[tuple[str, str]]:
-    """(key, value) for the options in a dnsmasq command line that take a value.
-
-    >>> cmdline_directives(["dnsmasq", "-k", "--conf-file=/a", "-C", "/b", "-7/etc/d"])
-    [('conf-file', '/a'), ('conf-file', '/b'), ('conf-dir', '/etc/d')]
-    """
-    out, args = [], list(argv[1:])
-    while args:
-        arg = args.pop(0)
-        if arg.startswith("--"):
-            key, sep, value = arg[2:].partition("=")
-        elif arg.startswith("-") and len(arg) > 1 and arg[1] in SHORT_OPTIONS:
-            key, value = SHORT_OPTIONS[arg[1]], arg[2:]
-            sep = "=" if value else ""
-        else:
-            continue
-        if key in WITH_VALUE:
-            if not sep and args:
-                value = args.pop(0)
-            out.append((key, value))
-    return out
-
-
-def conf_directives(text: str) -> list[tuple[str, str]]:
-    """(key, value) for each `key=value` line of a dnsmasq config file (comments skipped).
-
-    >>> conf_directives("# x\\ndhcp-hostsdir = /h\\n  conf-dir=/etc/d,*.conf\\nlog-dhcp\\n")
-    [('dhcp-hostsdir', '/h'), ('conf-dir', '/etc/d,*.conf'), ('log-dhcp', '')]
-    """
-    out = []
-    for line in text.splitlines():
-        if '"' not in line:  # a ` #` outside quotes starts a comment
-            line = re.split(r"\s#", line)[0]
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _sep, value = line.partition("=")
-        out.append((key.strip(), value.strip()))
-    return out
-
-
-def conf_dir_includes(spec: str, name: str) -> bool:
-    """Whether `conf-dir=DIR[,pattern...]` reads file `name` (dnsmasq's rules).
-
-    `*.conf` patterns select, other suffixes exclude; dot files and `~` files never count.
-    >>> [conf_dir_includes("/d,*.conf", n) for n in ("a.conf", "a.bak", ".a.conf")]
-    [True, False, False]
-    >>> [conf_dir_includes("/d,.dpkg-old", n) for n in ("a", "a.dpkg-old", "a~")]
-    [True, False, False]
-    """
-    if name.startswith(".") or name.endswith("~"):
-        return False
-    patterns = [p for p in spec.split(",")[1:] if p]
-    wanted = [p for p in patterns if p.startswith("*")]
-    excluded = [p for p in patterns if not p.startswith("*")]
-    if any(name.endswith(p) for p in excluded):
-        return False
-    return not wanted or any(fnmatch.fnmatchcase(name, p) for p in wanted)
+    inventory: str = ""  # it holds SIP passwords
+    world_readable: tuple[str, ...] = ()  # inventory files every local user may read
 
 
 def blocked_for_others(chain: Sequence[tuple[str, int]]) -> str:
@@ -193,6 +118,7 @@ def diagnose(facts: Facts) -> list[Finding]:
     return [
         *_dnsmasq(facts),
         *_dirs(facts),
+        *_inventory(facts),
         *_hook(facts),
         *_state(facts),
         *_http(facts),
@@ -285,6 +211,17 @@ def _dirs(facts: Facts) -> list[Finding]:
                 Finding("ok", t, f"{d.path}: {d.entries} file(s), readable by dnsmasq (nobody)")
             )
     return out
+
+
+def _inventory(facts: Facts) -> list[Finding]:
+    t, why = "inventory", "it holds SIP passwords"
+    if not facts.world_readable:
+        ok = f"{facts.inventory}: not readable by other users ({why})"
+        return [Finding("ok", t, ok)] if facts.inventory else []
+    return [
+        Finding("warn", t, f"{p} is readable by every user, and {why}", f"chmod o-rwx {p}")
+        for p in facts.world_readable
+    ]
 
 
 def _hook(facts: Facts) -> list[Finding]:

@@ -3,6 +3,8 @@ settings schema (shipped + learned); every problem is named with `template:line`
 
 from __future__ import annotations
 
+import stat
+
 from ..config import Config, load_inventory
 from ..core.errors import ConfigError
 from ..core.inventory import Inventory
@@ -84,7 +86,11 @@ def check_installation(config_file: str | None) -> str:
     inventory = load_inventory(config)
     if not config.templates.is_dir():
         raise ConfigError("templates directory does not exist", str(config.templates))
-    warnings: list[str] = []
+    warnings = [
+        f"{path}: warning: readable by every user, and it holds SIP passwords "
+        f"(fix: chmod o-rwx {path})"
+        for path in world_readable_inventory(config)
+    ]
     files = check_templates(config, inventory, warnings)  # renders every device's files once
     summary = (
         f"ok: {config.path}: {len(inventory.devices)} devices, "
@@ -92,3 +98,18 @@ def check_installation(config_file: str | None) -> str:
         f"security {config.security.mode}, {files} files rendered, valid against the phone schema"
     )
     return "\n".join([summary, *warnings])
+
+
+def world_readable_inventory(config: Config) -> list[str]:
+    """The inventory files (a CSV's profiles beside it too) that every local user may read:
+    they hold SIP passwords, for root and the service user only."""
+    path = config.inventory_path
+    files = [path, path.with_suffix(".toml")] if path.suffix.lower() == ".csv" else [path]
+    exposed = []
+    for file in files:
+        try:
+            if file.stat().st_mode & stat.S_IROTH:
+                exposed.append(str(file))
+        except OSError:  # a CSV without profiles beside it
+            continue
+    return exposed
