@@ -196,7 +196,7 @@ class PnpResponder:
         """At most `mac_pending` answers per MAC: the newest SUBSCRIBE wins (a rebooted phone
         does not wait for its stale dialog); the oldest of the same source goes first."""
         mine = self.by_mac.get(mac_key, [])
-        while len(mine) >= self.limits.mac_pending:
+        while mine and len(mine) >= self.limits.mac_pending:
             same_source = [t for t in mine if self.origin[t][0] == ip]
             oldest = (same_source or mine)[0]
             self.logs.info("PnP: a newer SUBSCRIBE for %s (from %s) replaces one from %s",
