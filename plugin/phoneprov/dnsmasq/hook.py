@@ -160,7 +160,7 @@ def record(
         with LeaseDb(config.state) as db:
             db.commit(writes, spool)
             skipped = db.skipped
-    except sqlite3.Error as e:
+    except (sqlite3.Error, OSError) as e:  # OSError: the spool could not be read
         problem = str(e)
     else:
         if skipped:
@@ -231,7 +231,7 @@ def drain(state: str, spool: Spool, lock: int) -> None:
             try:
                 with LeaseDb(state, timeout=DRAIN_WAIT_S) as db:
                     db.commit([], spool)
-            except sqlite3.Error:
+            except (sqlite3.Error, OSError):
                 time.sleep(1.0)
         os.close(lock)
         # an event spooled while we held the lock saw it held and left the spool to us
@@ -281,7 +281,7 @@ def print_leases(config: HookSettings, spool: Spool, out: TextIO, now: float) ->
         if spool.pending():
             try:
                 db.commit([], spool)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, OSError) as e:
                 log(f"{config.state}: {e}: events in {spool.path} not written yet")
         for expires, mac, ip, hostname in db.active_leases():
             if not expires or expires <= now:  # unknown expiry: let the phone ask again
