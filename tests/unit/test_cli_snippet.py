@@ -50,16 +50,19 @@ def test_a_newline_in_a_dnsmasq_directory_is_refused_by_the_schema(tmp_path, key
     assert "dhcp-script=/tmp/evil" not in result.stdout
 
 
-def test_a_quote_in_a_directory_is_refused_by_the_writer(tmp_path):
-    """dnsmasq would stop at start-up: `missing " at line 2`."""
+def test_a_quote_in_a_directory_is_refused_by_the_schema(tmp_path):
+    """dnsmasq would stop at start-up: `missing " at line 2` (the writer's own line check,
+    asked by the config schema, names the config line)."""
     config = write(tmp_path, GOOD + '[dhcp]\nhostsdir = "ho\\"sts"\n')
-    assert_refused(run("dnsmasq-snippet", "--config", str(config)), "dhcp-hostsdir=", "quote")
+    result = run("dnsmasq-snippet", "--config", str(config))
+    assert_refused(result, "phoneprov.toml:4: dhcp.hostsdir cannot be a dnsmasq path", "quote")
 
 
-def test_a_comment_sign_after_a_space_is_refused_by_the_writer(tmp_path):
+def test_a_comment_sign_after_a_space_is_refused_by_the_schema(tmp_path):
     """dnsmasq would silently read `dhcp-optsdir=<dir>/my` (the rest is a comment)."""
     config = write(tmp_path, GOOD + '[dhcp]\noptsdir = "my #opts"\n')
-    assert_refused(run("dnsmasq-snippet", "--config", str(config)), "comment")
+    result = run("dnsmasq-snippet", "--config", str(config))
+    assert_refused(result, "dhcp.optsdir cannot be a dnsmasq path", "comment")
 
 
 def test_a_newline_in_the_config_path_does_not_become_a_dnsmasq_line(tmp_path):
