@@ -11,7 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,18 +77,31 @@ def wait_port(proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -
     raise AssertionError(f"phoneprov serve does not listen on {port}")
 
 
-def start(root: Path, mode: str, tls: bool = False) -> Server:
+def start(
+    root: Path,
+    mode: str,
+    tls: bool = False,
+    *,
+    server: str = "",
+    security: str = "",
+    leasefile: str = "",
+    state: str = "state.db",
+    prefix: Sequence[str] = (),
+) -> Server:
+    """`phoneprov serve` for a site in `root`; `server`/`security`: more lines for those
+    tables; `leasefile`: dnsmasq's lease file to read ("" none); `prefix`: runs it."""
     shutil.copytree(ROOT / "conf" / "templates", root / "templates", dirs_exist_ok=True)
     (root / "inventory.toml").write_text(TWO_PHONES_INVENTORY)
     port = free_port()
     scheme = "https" if tls else "http"
     config = root / "phoneprov.toml"
     config.write_text(
-        f'[server]\nurl = "{scheme}://127.0.0.1:{port}"\nlisten = "127.0.0.1:{port}"\n'
-        f'[security]\nmode = "{mode}"\nsecret_file = "secret"\n'
-        '[paths]\ninventory = "inventory.toml"\nstate = "state.db"\n'
+        f'[server]\nurl = "{scheme}://127.0.0.1:{port}"\nlisten = "127.0.0.1:{port}"\n{server}'
+        f'[security]\nmode = "{mode}"\nsecret_file = "secret"\n{security}'
+        f'[dhcp]\nleasefile = "{leasefile}"\n'
+        f'[paths]\ninventory = "inventory.toml"\nstate = "{state}"\n'
     )
-    argv = [str(PHONEPROV), "serve", "-c", str(config)]
+    argv = [*prefix, str(PHONEPROV), "serve", "-c", str(config)]
     context = None
     if tls:
         cert, key = root / "cert.pem", root / "key.pem"
@@ -110,8 +123,8 @@ def start(root: Path, mode: str, tls: bool = False) -> Server:
 def serve(tmp_path: Path) -> Iterator[Server]:
     servers: list[Server] = []
 
-    def make(mode: str = "open", tls: bool = False) -> Server:
-        server = start(tmp_path / f"s{len(servers)}", mode, tls)
+    def make(mode: str = "open", tls: bool = False, **options: str) -> Server:
+        server = start(tmp_path / f"s{len(servers)}", mode, tls, **options)
         servers.append(server)
         return server
 

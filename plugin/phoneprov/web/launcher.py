@@ -1,8 +1,17 @@
 """`phoneprov serve`: the app under uWSGI — its C HTTP router, a lean master, one worker.
 
 - The HTTP(S) router (a small C process, event driven) owns the phones' connections:
-  keep-alive, TLS, slow or stalled clients (dropped after HTTP_TIMEOUT_S) and oversized
-  headers never tie up the Python worker; it hands complete requests to the worker.
+  keep-alive, TLS, stalled clients and oversized headers never tie up the Python worker; it
+  hands complete requests to the worker. A connection that sends nothing for HTTP_TIMEOUT_S
+  (before its request, inside its headers, between keep-alive requests) is dropped; no
+  deferred accept, so that holds from the connect on. uWSGI restarts that timer at every
+  byte it reads and has no total deadline: a client trickling a byte at a time is bounded
+  only by the 64 KB header limit (it holds a router socket, never a worker).
+- With a service user (`server.user`, the install's `phoneprov`) `serve` starts as root,
+  hands that user the state database (and makes the secret readable by its group), and
+  uWSGI binds the port and then drops to the user (`--uid/--gid`, supplementary groups
+  from the user's) before it reads any request or loads the app; nothing it runs keeps
+  root or a capability.
 - The worker runs the Flask app with a few threads; the master loads no app (`lazy-apps`).
 - With `pnp` (`--pnp` or `sip.pnp = true`) the first worker also runs the SIP PnP
   responder in a thread: HTTP and PnP in one Python process (DESIGN §5 memory budget).
@@ -16,12 +25,18 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
+import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 APP_MODULE = "phoneprov.web.wsgi:application"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -40,6 +55,7 @@ class ServeOptions:
     tls_key: Path | None = None
     log_level: str = "INFO"
     pnp: bool = False  # the first worker runs the PnP responder too
+    user: str | None = None  # uWSGI drops to this user once bound; None: server.user
 
 
 def setup_logging(level: str) -> None:
@@ -68,6 +84,7 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
     else:
         argv += ["--http", options.listen]
     argv += ["--http-keepalive", "--http-timeout", str(HTTP_TIMEOUT_S)]
+    argv += ["--http-headers-timeout", str(HTTP_TIMEOUT_S), "--no-defer-accept"]
     argv += ["--home", sys.prefix, "--wsgi", APP_MODULE]
     argv += ["--processes", str(max(1, options.processes)), "--threads", str(options.threads)]
     argv += ["--master", "--lazy-apps", "--hook-master-start", GRACEFUL_ON_SIGTERM]
@@ -75,7 +92,102 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
     argv += ["--buffer-size", str(MAX_HEADER_BYTES), "--socket-timeout", str(SOCKET_TIMEOUT_S)]
     argv += ["--disable-logging", "--ignore-sigpipe", "--ignore-write-errors"]
     argv += ["--disable-write-exception", "--log-date"]
+    if options.user:
+        account = _account(options.user)
+        argv += ["--uid", str(account.pw_uid), "--gid", str(account.pw_gid)]
     return argv
+
+
+def _account(user: str) -> pwd.struct_passwd:
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(
+            f"no such user: {user!r} (the install creates it)", "server.user"
+        ) from None
+    if account.pw_uid == 0:
+        raise ConfigError(f"{user!r} is root: name an unprivileged user", "server.user")
+    return account
+
+
+def prepare_for_user(config: Config, user: str) -> None:
+    """As root, before uWSGI drops to `user`: the state database's directory must be the
+    user's to write (SQLite adds -wal/-shm files beside it); a database the hook created as
+    root is handed over; the secret is created if missing and made readable by the user's
+    group. Paths are opened without following links, and a file with a second name is
+    left alone, so nothing outside those files changes owner."""
+    account = _account(user)
+    groups = set(os.getgrouplist(user, account.pw_gid))
+    state_dir = config.state.parent
+    if not _may(state_dir, account.pw_uid, groups, write=True):
+        group = _group_name(account.pw_gid)
+        raise ConfigError(
+            f"{state_dir} is not writable by {user}, who serve runs as: keep the state database "
+            f"in a directory of its own (install -d -o {user} -g {group} -m 0750 {state_dir})",
+            "paths.state",
+        )
+    for readable in (config.path, config.inventory_path, config.templates):
+        if not _may(readable, account.pw_uid, groups):
+            raise ConfigError(f"{readable} is not readable by {user}, who serve runs as")
+    for name in ("", "-wal", "-shm"):
+        _hand_over(config.state.with_name(config.state.name + name), account.pw_uid, account.pw_gid)
+    if config.security.mode != "open":
+        from ..secret import load_secret
+
+        load_secret(config.security.secret_file)
+        _share_with_group(config.security.secret_file, account.pw_gid)
+
+
+def _may(path: Path, uid: int, groups: set[int], write: bool = False) -> bool:
+    """Whether `uid` (in `groups`) may read (and search) or write `path`, by its mode bits."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    want = (0o2 if write else 0o4) | (0o1 if stat.S_ISDIR(st.st_mode) else 0)
+    shift = 6 if st.st_uid == uid else 3 if st.st_gid in groups else 0
+    return (st.st_mode >> shift) & want == want
+
+
+def _owned_by_root(path: Path) -> int | None:
+    """An fd of `path` when it is a root-owned regular file with one name, else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_uid == 0 and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+        return fd
+    os.close(fd)
+    return None
+
+
+def _hand_over(path: Path, uid: int, gid: int) -> None:
+    fd = _owned_by_root(path)
+    if fd is not None:
+        try:
+            os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+
+
+def _share_with_group(path: Path, gid: int) -> None:
+    fd = _owned_by_root(path)
+    if fd is not None:
+        try:
+            os.fchown(fd, -1, gid)
+            os.fchmod(fd, 0o640)
+        finally:
+            os.close(fd)
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _backlog() -> int:
@@ -87,7 +199,19 @@ def _backlog() -> int:
 
 def exec_server(config_file: str | None, options: ServeOptions, server_url: str | None) -> None:
     """Replace this process with uWSGI serving the app for `config_file`."""
-    argv = uwsgi_argv(options)
+    from ..config import load_config
+
+    config = load_config(config_file)
+    user = config.server.user if options.user is None else options.user
+    if user and os.geteuid() != 0:
+        if pwd.getpwuid(os.geteuid()).pw_name != user:
+            raise ConfigError(f"serve must start as root to run as {user!r}", "server.user")
+        user = ""  # already that user
+    elif user:
+        prepare_for_user(config, user)
+    elif os.geteuid() == 0:
+        sys.stderr.write("phoneprov serve: warning: running as root; set server.user\n")
+    argv = uwsgi_argv(replace(options, user=user))
     env = dict(os.environ, PHONEPROV_LOG_LEVEL=options.log_level)
     env["PHONEPROV_PNP"] = "1" if options.pnp else "0"
     if config_file:
