@@ -21,7 +21,6 @@ def test_lease_life_cycle(tmp_path):
         assert st.leases(include_inactive=True)[0].active is False
 
 
-
 PHONE, PC = "00095200000E", "02005E100001"
 
 
