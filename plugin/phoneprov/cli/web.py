@@ -47,6 +47,11 @@ def register(group: click.Group) -> None:
     default=None,
     help="Also answer SIP PnP (multicast SUBSCRIBE), in the same process [default: sip.pnp].",
 )
+@click.option(
+    "--user",
+    metavar="NAME",
+    help="Run as NAME once the port is bound [default: server.user]; '' keeps root.",
+)
 @server_url_option
 def serve(
     config_file: str | None,
@@ -57,6 +62,7 @@ def serve(
     tls_key: str | None,
     log_level: str,
     pnp: bool | None,
+    user: str | None,
     server_url: str | None,
 ) -> None:
     """Serve the phones' provisioning files over HTTP(S) (uWSGI; stops cleanly on SIGTERM).
@@ -82,6 +88,7 @@ def serve(
         tls_key=Path(tls_key) if tls_key else None,
         log_level=log_level.upper(),
         pnp=pnp,
+        user=user,
     )
     exec_server(str(config.path), options, server_url)
 

@@ -75,6 +75,7 @@ ntp = ["auto"]
 hostsdir = "dnsmasq/hosts"
 optsdir = "dnsmasq/opts"
 dnsmasq_pidfile = "dnsmasq/dnsmasq.pid"
+leasefile = "dnsmasq/dnsmasq.leases"
 
 [security]
 mode = "lease"
