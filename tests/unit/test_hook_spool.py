@@ -3,6 +3,7 @@
 
 import io
 import os
+import pwd
 import sqlite3
 import stat
 import subprocess
@@ -164,3 +165,22 @@ def test_without_a_database_to_write_the_event_is_kept_and_exit_is_0(site, monke
     run_in_process(site, "old", "02:00:00:00:00:02", "10.231.0.7")
     assert active(site) == {"020000000001": "10.231.0.5", "020000000002": "10.231.0.7"}
     assert os.path.getsize(site / "state.db.spool") == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the hook runs as root)")
+def test_root_never_writes_through_a_link_in_the_service_users_directory(site):
+    """The state directory belongs to the service user; a link it puts in place of the
+    database must not make the root hook write into the link's target."""
+    target = site / "precious"
+    target.write_bytes(b"")  # empty, root's, 0600: SQLite as root would make it a database
+    target.chmod(0o600)
+    (site / "state.db").unlink(missing_ok=True)
+    (site / "state.db").symlink_to(target)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(site, nobody.pw_uid, nobody.pw_gid)
+    try:
+        run_in_process(site, "add", "00:09:52:00:00:0e", "10.231.0.100")
+        assert target.read_bytes() == b""
+        assert os.geteuid() == 0 and os.getegid() == 0  # the hook gave root back
+    finally:
+        os.chown(site, 0, 0)

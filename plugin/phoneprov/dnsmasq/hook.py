@@ -96,19 +96,35 @@ def run(argv: list[str], environ: Mapping[str, str], out: TextIO, now: float) ->
     from .applied import DEFAULT_PATH, ENV
 
     config = HookSettings(environ.get(ENV) or DEFAULT_PATH)
-    from ..state.hookdb import LeaseDb
     from ..state.spool import Spool
 
     spool = Spool(config.state)
-    if action == "init":
-        print_leases(config, spool, out, now)
-        return
+    with StateOwner(config.state):
+        if action == "init":
+            print_leases(config, spool, out, now)
+            return
+        enrolling = _record_event(config, spool, action, argv, environ, now)
+    if enrolling:
+        enrol(config, norm_mac(argv[2]), now)
+
+
+def _record_event(
+    config: HookSettings,
+    spool: Spool,
+    action: str,
+    argv: list[str],
+    environ: Mapping[str, str],
+    now: float,
+) -> bool:
+    """Record one add/old/del event; True when the phone is to be auto-enrolled now."""
+    from ..state.hookdb import LeaseDb
+
     if len(argv) < 4:
         raise HookError(f"{action}: expected MAC and IP, got {_clip(repr(argv[2:]))}")
     mac, ip = norm_mac(argv[2]), check_ipv4(argv[3])
     if action == "del":
         record(config, spool, [("release", LeaseDb.release_params(mac, ip, now))])
-        return
+        return False
     lease = lease_from(mac, ip, argv[4] if len(argv) > 4 else None, environ, now)
     writes: list[tuple[str, tuple[object, ...]]] = [("lease", LeaseDb.lease_params(lease, now))]
     vendor_class = lease["vendor_class"] if isinstance(lease["vendor_class"], str) else None
@@ -117,8 +133,35 @@ def run(argv: list[str], environ: Mapping[str, str], out: TextIO, now: float) ->
         reason = discovery_reason(config, mac, vendor_class)
     if reason is not None:
         writes.append(("discovered", LeaseDb.discovered_params(mac, ip, vendor_class, reason, now)))
-    if record(config, spool, writes) and reason and config.auto_enrol and config.mode != "vendor":
-        enrol(config, mac, now)
+    return bool(
+        record(config, spool, writes) and reason and config.auto_enrol and config.mode != "vendor"
+    )
+
+
+class StateOwner:
+    """While root touches the state database and its spool it acts as the owner of their
+    directory (the service user): a link put in place of a file there cannot make root
+    write through it. A no-op when not root or when root owns the directory."""
+
+    def __init__(self, state: str) -> None:
+        self.ids: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            try:
+                st = os.stat(os.path.dirname(os.path.abspath(state)))
+            except OSError:
+                return
+            if st.st_uid != 0:
+                self.ids = (st.st_uid, st.st_gid)
+
+    def __enter__(self) -> None:
+        if self.ids is not None:
+            os.setegid(self.ids[1])
+            os.seteuid(self.ids[0])
+
+    def __exit__(self, *_: object) -> None:
+        if self.ids is not None:
+            os.seteuid(0)
+            os.setegid(0)
 
 
 def lease_from(
@@ -260,7 +303,7 @@ def enrol(config: HookSettings, mac: str, now: float) -> None:
     from .apply import applied_settings, apply
 
     full = load_config(config.config)
-    with State(full.state) as state:
+    with StateOwner(str(full.state)), State(full.state) as state:
         state.enrol(mac, full.dhcp.default_type, full.dhcp.default_profile, now)
     inventory = full_inventory(full)  # validates the enrolled record with everything else
     result = apply(full, applied_settings(full), inventory)
