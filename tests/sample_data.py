@@ -38,3 +38,22 @@ def write_sip_config(tmp_path: Path, policy: str = "known") -> Path:
         '[paths]\ninventory = "inventory.toml"\ntemplates = "templates"\nstate = "state.db"\n'
     )
     return path
+
+
+def write_hook_site(root: Path, dhcp_extra: str = "") -> Path:
+    """A site with one known D200 (00:09:52:00:00:0e), applied: what the hook reads."""
+    from phoneprov.config import load_config
+    from phoneprov.dnsmasq.apply import apply
+
+    (root / "inventory.toml").write_text(
+        '[profiles.default]\ntemplates = ["office.xml"]\n'
+        '[[devices]]\nmac = "00:09:52:00:00:0e"\ntype = "D200"\nprofile = "default"\n'
+    )
+    (root / "pp.toml").write_text(
+        '[server]\nurl = "http://10.231.0.1:8080"\n'
+        '[dhcp]\nmode = "66+67"\nvendor_classes = ["Auerswald"]\n'
+        f'hostsdir = "hosts"\noptsdir = "opts"\n{dhcp_extra}'
+        '[paths]\ninventory = "inventory.toml"\nstate = "state.db"\n'
+    )
+    apply(load_config(root / "pp.toml"))
+    return root

@@ -9,6 +9,7 @@ from phoneprov.config import load_config
 from phoneprov.dnsmasq import hook
 from phoneprov.dnsmasq.apply import apply
 from phoneprov.state.db import State
+from sample_data import write_hook_site
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "hooks" / "dnsmasq-dhcp-script"
@@ -26,18 +27,7 @@ FULL_ENV = {
 
 @pytest.fixture
 def site(tmp_path):
-    (tmp_path / "inventory.toml").write_text(
-        '[profiles.default]\ntemplates = ["office.xml"]\n'
-        '[[devices]]\nmac = "00:09:52:00:00:0e"\ntype = "D200"\nprofile = "default"\n'
-    )
-    (tmp_path / "pp.toml").write_text(
-        '[server]\nurl = "http://10.231.0.1:8080"\n'
-        '[dhcp]\nmode = "66+67"\nntp = ["10.231.0.1"]\nvendor_classes = ["Auerswald"]\n'
-        'hostsdir = "hosts"\noptsdir = "opts"\ndefault_type = "D100"\n'
-        '[paths]\ninventory = "inventory.toml"\nstate = "state.db"\n'
-    )
-    apply(load_config(tmp_path / "pp.toml"))
-    return tmp_path
+    return write_hook_site(tmp_path, 'ntp = ["10.231.0.1"]\ndefault_type = "D100"\n')
 
 
 def settings_file(site):

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from phoneprov.config import load_config
 from phoneprov.dnsmasq import hook
-from phoneprov.dnsmasq.apply import apply
 from phoneprov.state.db import State
+from sample_data import write_hook_site
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "hooks" / "dnsmasq-dhcp-script"
@@ -33,18 +32,7 @@ db.execute("COMMIT")
 
 @pytest.fixture
 def site(tmp_path):
-    (tmp_path / "inventory.toml").write_text(
-        '[profiles.default]\ntemplates = ["office.xml"]\n'
-        '[[devices]]\nmac = "00:09:52:00:00:0e"\ntype = "D200"\nprofile = "default"\n'
-    )
-    (tmp_path / "pp.toml").write_text(
-        '[server]\nurl = "http://10.231.0.1:8080"\n'
-        '[dhcp]\nmode = "66+67"\nvendor_classes = ["Auerswald"]\n'
-        'hostsdir = "hosts"\noptsdir = "opts"\n'
-        '[paths]\ninventory = "inventory.toml"\nstate = "state.db"\n'
-    )
-    apply(load_config(tmp_path / "pp.toml"))
-    return tmp_path
+    return write_hook_site(tmp_path)
 
 
 def env(site):

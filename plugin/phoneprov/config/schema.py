@@ -122,10 +122,17 @@ def listen(value: str) -> str:
     return value
 
 
-def query_path(value: str) -> str:
-    if not FILE_NAME.fullmatch(value):
-        raise ValueError(f"must be one file name like prov.py; got {value!r}")
-    return value
+def _matching(pattern: re.Pattern[str], what: str) -> Check:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {what}; got {value!r}")
+        return value
+
+    return check
+
+
+query_path = _matching(FILE_NAME, "one file name like prov.py")
+settings_version = _matching(VERSION, "a settings version like 1.34.0")
 
 
 def profile_name(value: str) -> str:
@@ -165,12 +172,6 @@ def user_name(value: str) -> str:
     """A system user name (what `useradd` accepts), or empty."""
     if value and not USER.fullmatch(value):
         raise ValueError(f"must be a user name like phoneprov; got {value!r}")
-    return value
-
-
-def settings_version(value: str) -> str:
-    if not VERSION.fullmatch(value):
-        raise ValueError(f"must be a settings version like 1.34.0; got {value!r}")
     return value
 
 
