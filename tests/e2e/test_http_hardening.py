@@ -101,10 +101,12 @@ def test_methods_and_bodies_on_the_wire(tmp_path: Path, servers: list[Server]) -
 
     def ask(method: str, body: bytes | None = None, **headers: str) -> http.client.HTTPResponse:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        conn.request(method, url, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        conn.close()
+        try:
+            conn.request(method, url, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
         return response
 
     options = ask("OPTIONS")

@@ -65,16 +65,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
+APP_READY = b"WSGI app 0 (mountpoint='') ready"  # uWSGI, once the worker loaded the app
+
+
+def wait_port(
+    proc: subprocess.Popen[bytes], port: int, log: Path | None = None, timeout: float = 20.0
+) -> None:
+    """Until the router listens and (with `log`) the worker has loaded the app: the router
+    accepts at once, a request before the app is loaded waits for it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"phoneprov serve exited with {proc.returncode}")
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+            listening = s.connect_ex(("127.0.0.1", port)) == 0
+        if listening and (log is None or APP_READY in log.read_bytes()):
+            return
         time.sleep(0.05)
-    raise AssertionError(f"phoneprov serve does not listen on {port}")
+    raise AssertionError(f"phoneprov serve not ready on {port}")
 
 
 def start(
@@ -115,7 +123,7 @@ def start(
         context = ssl.create_default_context(cafile=str(cert))
     with (root / "serve.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    wait_port(proc, port)
+    wait_port(proc, port, root / "serve.log")
     return Server(proc, port, root, scheme, context)
 
 
