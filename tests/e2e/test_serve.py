@@ -123,7 +123,12 @@ def start(
         context = ssl.create_default_context(cafile=str(cert))
     with (root / "serve.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    wait_port(proc, port, root / "serve.log")
+    try:
+        wait_port(proc, port, root / "serve.log")
+    except AssertionError:  # never leave a server behind that no fixture knows of
+        proc.kill()
+        proc.wait()
+        raise
     return Server(proc, port, root, scheme, context)
 
 
