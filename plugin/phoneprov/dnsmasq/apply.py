@@ -10,33 +10,32 @@ rename to a dot name, then unlink (a deleted name makes dnsmasq log `cannot read
 Modes are set explicitly, whatever the umask: directories 0755, files 0644. A failed write
 (disk full) removes its temp files and names the path; each apply first removes the temp
 files of applies that died (`kill -9`), recognised by the PID in their name.
+Many temp files are flushed with one `syncfs` of their filesystem (not `sync`: the whole
+system), then renamed. A manifest (manifest.py) spares reading unchanged files back.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import Config
 from ..core import dnsmasq_conf as conf
-from ..core.errors import ConfigError
 from ..core.inventory import Inventory
 from ..core.layout import device_token
 from ..site import full_inventory, resolve_settings, token_secret
 from .applied import APPLIED_NAME, dump_applied, load_applied
+from .fragdir import DIR_MODE, SYNC_ALL_ABOVE
+from .fragdir import Dir as _Dir
+from .manifest import MANIFEST_NAME, Manifest
 
 LOCK_FILE = ".phoneprov.lock"
-MAC_NAME = frozenset("0123456789ABCDEF")
-DIR_MODE, FILE_MODE = 0o755, 0o644  # dnsmasq reads both directories as `nobody`
-SCRATCH = ("tmp", "gone")  # `.NAME.PID.tmp` is being written, `.NAME.PID.gone` being removed
-SYNC_ALL_ABOVE = 64  # more changed files than this: one os.sync() instead of one fsync each
 
 
 @dataclass
@@ -143,14 +142,16 @@ def write_fragments(
     """Make the two directories say `desired`; touch only what differs."""
     result = ApplyResult()
     with _Dir(hostsdir) as hosts, _Dir(optsdir) as opts:
-        hosts.sweep()
-        opts.sweep()
-        hosts_now, opts_now = hosts.ours(), opts.ours()
+        hosts_now, opts_now = hosts.scan(), opts.scan()
+        manifest = Manifest.load(hosts.fd)
+        for directory in (hosts, opts):
+            directory.known = manifest.sections.get(directory.ident, {})
+            directory.stamp = manifest.stamp
         opts_writes: dict[str, str] = {}
         host_writes: dict[str, str] = {}
         for name, files in desired.items():
-            host_same = name in hosts_now and hosts.read(name) == files.host
-            opts_same = name in opts_now and opts.read(name) == files.opts
+            host_same = name in hosts_now and hosts.holds(name, files.host)
+            opts_same = name in opts_now and opts.holds(name, files.opts)
             if host_same and opts_same:
                 result.unchanged += 1
                 continue
@@ -160,11 +161,13 @@ def write_fragments(
             if not host_same:
                 host_writes[name] = files.host
         for name in sorted(hosts_now - desired.keys()):
-            current = hosts.read(name)
-            if current is None or not conf.is_tombstone(current):
-                host_writes[name] = conf.tombstone(name)
-                result.removed.append(name)
-            elif conf.tombstone_expired(hosts.mtime(name), dnsmasq_started):
+            if not hosts.holds(name, conf.tombstone(name)):
+                current = hosts.read(name)
+                if current is None or not conf.is_tombstone(current):
+                    host_writes[name] = conf.tombstone(name)
+                    result.removed.append(name)
+                    continue
+            if conf.tombstone_expired(hosts.mtime(name), dnsmasq_started):
                 hosts.remove(name)
                 result.dropped.append(name)
         # Temp files in both directories at once (creating files is the cost, and each
@@ -172,7 +175,14 @@ def write_fragments(
         # names a tag whose options dnsmasq has not read.
         opts_temps, host_temps = _prepare_both((opts, opts_writes), (hosts, host_writes))
         if len(opts_temps) + len(host_temps) > SYNC_ALL_ABOVE:
-            os.sync()  # one flush for all instead of an fsync per file
+            try:  # one flush of our filesystem(s) instead of an fsync per file
+                hosts.syncfs()
+                if opts.dev != hosts.dev:
+                    opts.syncfs()
+            except BaseException:
+                opts.discard(opts_temps)
+                hosts.discard(host_temps)
+                raise
         opts.commit(opts_temps)
         hosts.commit(host_temps)
         for name in sorted(opts_now - desired.keys()):
@@ -180,7 +190,22 @@ def write_fragments(
         if result.dropped or opts_now - desired.keys():
             hosts.fsync()
             opts.fsync()
+        _save_manifest(hosts, manifest, (hosts, opts))
     return result
+
+
+def _save_manifest(at: _Dir, old: Manifest, dirs: tuple[_Dir, ...]) -> None:
+    """Rewrite the manifest when what it says changed (never after a no-op apply). Not
+    flushed: a stale or lost manifest only makes the next apply read files back."""
+    sections = {d.ident: d.seen for d in dirs}
+    if all(old.sections.get(ident) == section for ident, section in sections.items()):
+        return
+    temp, _entry = at.temp(MANIFEST_NAME, Manifest(sections).dump(), fsync=False)
+    try:
+        os.replace(temp, MANIFEST_NAME, src_dir_fd=at.fd, dst_dir_fd=at.fd)
+    except OSError:
+        at.unlink(temp)
+        raise
 
 
 def _prepare_both(
@@ -229,154 +254,9 @@ def dnsmasq_started_at(pidfile: Path) -> float | None:
     return booted + ticks / os.sysconf("SC_CLK_TCK")
 
 
-class _Dir:
-    """One directory by file descriptor: plain names, no path building per file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-
-    def __enter__(self) -> _Dir:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-
-    def ours(self) -> set[str]:
-        """Names apply manages: 12 upper-case hex digits (the admin's own files stay alone)."""
-        return {n for n in os.listdir(self.fd) if len(n) == 12 and MAC_NAME.issuperset(n)}
-
-    def read(self, name: str) -> str | None:
-        try:
-            fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
-        except FileNotFoundError:
-            return None
-        try:
-            return os.read(fd, 65536).decode("utf-8", "replace")
-        finally:
-            os.close(fd)
-
-    def mtime(self, name: str) -> float:
-        return os.stat(name, dir_fd=self.fd).st_mtime
-
-    def unlink(self, name: str) -> None:
-        """Unlink a dot name (dnsmasq ignores those); `remove` for the names it reads."""
-        with suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=self.fd)
-
-    def remove(self, name: str) -> None:
-        """Rename to a dot name, then unlink: on a plain unlink dnsmasq's inotify tries to
-        read the name and logs `cannot read ...: No such file or directory`."""
-        gone = f".{name}.{os.getpid()}.gone"
-        try:
-            os.rename(name, gone, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except FileNotFoundError:
-            return
-        self.unlink(gone)
-
-    def sweep(self) -> None:
-        """Remove `.NAME.PID.tmp`/`.gone` files whose process no longer runs (an apply that
-        was killed; call it holding the apply lock, so none of ours is in progress)."""
-        for name in os.listdir(self.fd):
-            pid = _scratch_pid(name)
-            if pid is not None and (pid == os.getpid() or not _running(pid)):
-                self.unlink(name)
-
-    def discard(self, temps: list[tuple[str, str]]) -> None:
-        for temp, _name in temps:
-            self.unlink(temp)
-
-    def write_many(self, writes: Mapping[str, str]) -> None:
-        """Write each file atomically: a flushed dot-named temp file, then a rename."""
-        temps = self.prepare(writes)
-        if len(temps) > SYNC_ALL_ABOVE:
-            os.sync()
-        self.commit(temps)
-
-    def prepare(self, writes: Mapping[str, str]) -> list[tuple[str, str]]:
-        """Temp files for `writes` ((temp, name) pairs); fsynced each when they are few
-        (with many, the caller flushes them all at once with os.sync())."""
-        fsync_each = len(writes) <= SYNC_ALL_ABOVE
-        temps: list[tuple[str, str]] = []
-        try:
-            for name, text in writes.items():
-                temps.append((self._temp(name, text, fsync_each), name))
-        except BaseException:
-            self.discard(temps)
-            raise
-        return temps
-
-    def commit(self, temps: list[tuple[str, str]]) -> None:
-        """Rename the prepared temp files into place, then flush the directory."""
-        if not temps:
-            return
-        renamed = 0
-        try:
-            for temp, name in temps:
-                os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-                renamed += 1
-        except OSError as e:
-            raise ConfigError(f"cannot rename into place: {e.strerror or e}", self._at(name)) from e
-        finally:
-            self.discard(temps[renamed:])  # only after a failed rename
-        self.fsync()
-
-    def _temp(self, name: str, text: str, fsync: bool) -> str:
-        temp = f".{name}.{os.getpid()}.tmp"  # dot: dnsmasq's inotify ignores it
-        data = text.encode("utf-8")
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE, dir_fd=self.fd)
-            try:
-                os.fchmod(fd, FILE_MODE)  # dnsmasq reads as nobody, whatever the umask
-                if os.write(fd, data) != len(data):  # a regular file: only when it is full
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                if fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            self.unlink(temp)
-            raise ConfigError(
-                f"cannot write: {e.strerror or e} (the file is unchanged)", self._at(name)
-            ) from e
-        return temp
-
-    def _at(self, name: str) -> str:
-        return str(self.path / name)
-
-    def fsync(self) -> None:
-        os.fsync(self.fd)
-
-
 def _write_atomic(path: Path, text: str) -> None:
     with _Dir(path.parent) as directory:
         directory.write_many({path.name: text})
-
-
-def _scratch_pid(name: str) -> int | None:
-    """The PID in `.NAME.PID.tmp` / `.NAME.PID.gone` (NAME: a MAC or our settings file).
-
-    >>> _scratch_pid(".00095200000E.4242.tmp"), _scratch_pid("..phoneprov-applied.7.tmp")
-    (4242, 7)
-    >>> _scratch_pid(".00095200000E.x.tmp"), _scratch_pid(".admin-notes.1.tmp")
-    (None, None)
-    """
-    base, _dot, rest = name[1:].rpartition(".")
-    base, _dot, pid = base.rpartition(".")
-    ours = base == APPLIED_NAME or (len(base) == 12 and MAC_NAME.issuperset(base))
-    if not name.startswith(".") or rest not in SCRATCH or not ours or not pid.isdigit():
-        return None
-    return int(pid)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # runs, as another user
-        return True
-    return True
 
 
 @contextmanager

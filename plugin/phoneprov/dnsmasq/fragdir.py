@@ -1,0 +1,212 @@
+"""One of dnsmasq's directories by file descriptor: the atomic writes, renames and removals
+that `phoneprov apply` (apply.py) makes there, and the clean-up after applies that died."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+
+from ..core.errors import ConfigError
+from .applied import APPLIED_NAME
+from .manifest import MANIFEST_NAME, Entry, Section, digest, syncfs_fd, trusted
+
+MAC_NAME = frozenset("0123456789ABCDEF")
+DIR_MODE, FILE_MODE = 0o755, 0o644  # dnsmasq reads both directories as `nobody`
+SCRATCH = ("tmp", "gone")  # `.NAME.PID.tmp` is being written, `.NAME.PID.gone` being removed
+SYNC_ALL_ABOVE = 64  # more changed files than this: one syncfs() instead of one fsync each
+
+
+class Dir:
+    """One directory by file descriptor: plain names, no path building per file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        st = os.fstat(self.fd)
+        self.dev, self.ident = st.st_dev, f"{st.st_dev}:{st.st_ino}"
+        self.known: Section = {}  # the manifest's entries for this directory
+        self.stamp = 0  # the manifest's mtime (ns)
+        self.seen: Section = {}  # entries for the next manifest: files as they now are
+        self._pending: Section = {}  # entries of the temp files not renamed yet
+
+    def __enter__(self) -> Dir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    def scan(self) -> set[str]:
+        """One listing: `sweep`, then the names apply manages (12 upper-case hex digits;
+        the admin's own files stay alone)."""
+        self.sweep()
+        return self.ours()
+
+    def ours(self) -> set[str]:
+        """Names apply manages: 12 upper-case hex digits (the admin's own files stay alone)."""
+        return {n for n in os.listdir(self.fd) if len(n) == 12 and MAC_NAME.issuperset(n)}
+
+    def holds(self, name: str, text: str) -> bool:
+        """Whether the file `name` says `text`: the manifest's digest when its entry still
+        matches the file's inode, mtime and size, else the file read back."""
+        known = self.known.get(name)
+        try:
+            if known is not None and trusted(known, os.stat(name, dir_fd=self.fd), self.stamp):
+                self.seen[name] = known
+                return known[0] == digest(text.encode("utf-8"))
+            fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
+        except FileNotFoundError:
+            return False
+        try:
+            st = os.fstat(fd)  # before the read: a write after it shows as another mtime
+            data = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+        self.seen[name] = (digest(data), st.st_ino, st.st_mtime_ns, st.st_size)
+        return data == text.encode("utf-8")
+
+    def read(self, name: str) -> str | None:
+        try:
+            fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        try:
+            return os.read(fd, 65536).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
+
+    def mtime(self, name: str) -> float:
+        return os.stat(name, dir_fd=self.fd).st_mtime
+
+    def unlink(self, name: str) -> None:
+        """Unlink a dot name (dnsmasq ignores those); `remove` for the names it reads."""
+        with suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def remove(self, name: str) -> None:
+        """Rename to a dot name, then unlink: on a plain unlink dnsmasq's inotify tries to
+        read the name and logs `cannot read ...: No such file or directory`."""
+        gone = f".{name}.{os.getpid()}.gone"
+        self.seen.pop(name, None)
+        try:
+            os.rename(name, gone, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except FileNotFoundError:
+            return
+        self.unlink(gone)
+
+    def sweep(self) -> None:
+        """Remove `.NAME.PID.tmp`/`.gone` files whose process no longer runs (an apply that
+        was killed; call it holding the apply lock, so none of ours is in progress)."""
+        for name in os.listdir(self.fd):
+            pid = _scratch_pid(name)
+            if pid is not None and (pid == os.getpid() or not _running(pid)):
+                self.unlink(name)
+
+    def discard(self, temps: list[tuple[str, str]]) -> None:
+        for temp, _name in temps:
+            self.unlink(temp)
+
+    def write_many(self, writes: Mapping[str, str]) -> None:
+        """Write each file atomically: a flushed dot-named temp file, then a rename."""
+        temps = self.prepare(writes)
+        if len(temps) > SYNC_ALL_ABOVE:
+            try:
+                self.syncfs()
+            except BaseException:
+                self.discard(temps)
+                raise
+        self.commit(temps)
+
+    def prepare(self, writes: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Temp files for `writes` ((temp, name) pairs); fsynced each when they are few
+        (with many, the caller flushes them all at once with `syncfs`)."""
+        fsync_each = len(writes) <= SYNC_ALL_ABOVE
+        temps: list[tuple[str, str]] = []
+        try:
+            for name, text in writes.items():
+                temp, self._pending[name] = self.temp(name, text, fsync_each)
+                temps.append((temp, name))
+        except BaseException:
+            self.discard(temps)
+            raise
+        return temps
+
+    def syncfs(self) -> None:
+        """Flush the filesystem this directory is on (only it: `sync` flushes them all)."""
+        try:
+            syncfs_fd(self.fd)
+        except OSError as e:
+            raise ConfigError(f"cannot flush: {e.strerror or e}", str(self.path)) from e
+
+    def commit(self, temps: list[tuple[str, str]]) -> None:
+        """Rename the prepared temp files into place, then flush the directory."""
+        if not temps:
+            return
+        renamed = 0
+        try:
+            for temp, name in temps:
+                os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+                renamed += 1
+                if name in self._pending:
+                    self.seen[name] = self._pending.pop(name)
+        except OSError as e:
+            raise ConfigError(f"cannot rename into place: {e.strerror or e}", self._at(name)) from e
+        finally:
+            self.discard(temps[renamed:])  # only after a failed rename
+        self.fsync()
+
+    def temp(self, name: str, text: str, fsync: bool) -> tuple[str, Entry]:
+        """A dot-named temp file holding `text`, and its manifest entry."""
+        temp = f".{name}.{os.getpid()}.tmp"  # dot: dnsmasq's inotify ignores it
+        data = text.encode("utf-8")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE, dir_fd=self.fd)
+            try:
+                os.fchmod(fd, FILE_MODE)  # dnsmasq reads as nobody, whatever the umask
+                if os.write(fd, data) != len(data):  # a regular file: only when it is full
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                if fsync:
+                    os.fsync(fd)
+                st = os.fstat(fd)  # a rename keeps the inode and the mtime
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.unlink(temp)
+            raise ConfigError(
+                f"cannot write: {e.strerror or e} (the file is unchanged)", self._at(name)
+            ) from e
+        return temp, (digest(data), st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _at(self, name: str) -> str:
+        return str(self.path / name)
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+
+
+def _scratch_pid(name: str) -> int | None:
+    """The PID in `.NAME.PID.tmp` / `.NAME.PID.gone` (NAME: a MAC or our settings file).
+
+    >>> _scratch_pid(".00095200000E.4242.tmp"), _scratch_pid("..phoneprov-applied.7.tmp")
+    (4242, 7)
+    >>> _scratch_pid(".00095200000E.x.tmp"), _scratch_pid(".admin-notes.1.tmp")
+    (None, None)
+    """
+    base, _dot, rest = name[1:].rpartition(".")
+    base, _dot, pid = base.rpartition(".")
+    ours = base in (APPLIED_NAME, MANIFEST_NAME) or (len(base) == 12 and MAC_NAME.issuperset(base))
+    if not name.startswith(".") or rest not in SCRATCH or not ours or not pid.isdigit():
+        return None
+    return int(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # runs, as another user
+        return True
+    return True
