@@ -6,8 +6,10 @@ Two witnesses, both written by dnsmasq's doing:
 - dnsmasq's own lease file (`dhcp.leasefile`), which dnsmasq rewrites at the DHCP ACK,
   before it runs the hook: a phone that asks a moment after its ACK is found there, so
   nothing ever waits for the hook.
-When they disagree about an address, the newer one decides: the file's mtime against the
-time the hook last recorded anything about that address. The answer depends on the client
+When both name a holder for an address and they differ, the newer one decides: the file's
+mtime against the time the hook last recorded anything about that address. An address the
+file does not name leaves the database's answer standing (a reading may catch the file
+while dnsmasq rewrites it in place). The answer depends on the client
 address only, never on the MAC asked for, so a refusal costs the same for every MAC.
 """
 
@@ -144,7 +146,9 @@ class LeaseLookup:
         if current is None:
             return recorded
         written = current.holder(ip, now)
-        if written == recorded:
+        if written is None or written == recorded:
+            # an address missing from the file is no evidence: dnsmasq rewrites the file in
+            # place, so a reading may catch it empty or cut short (a boot storm showed it)
             return recorded
         seen = state.ip_last_seen(ip)
         return written if seen is None or current.mtime > seen else recorded
