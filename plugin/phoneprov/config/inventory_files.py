@@ -52,8 +52,9 @@ def _build(
     extra: list[Record],
 ) -> Inventory:
     profiles = build_profiles(profile_records)
-    listed = {_mac_or_none(rec) for rec in device_records}
-    extra = [r for r in extra if _mac_or_none(r) not in listed]
+    if extra:  # (most sites have no auto-enrolled phones: no MAC parsed twice)
+        listed = {_mac_or_none(rec) for rec in device_records}
+        extra = [r for r in extra if _mac_or_none(r) not in listed]
     return build_inventory(device_records + extra, profiles, config.models)
 
 
@@ -95,7 +96,10 @@ def toml_places(path: Path, text: str) -> tuple[list[dict[str, str]], dict[str, 
     prefix = ""
     counts: dict[str, int] = {}  # array-of-tables seen, by header name
     for n, line in enumerate(text.splitlines(), 1):
-        header = _HEADER.match(line)
+        first = line.lstrip()[:1]
+        if first == "#" or not first:
+            continue  # a comment or a blank line: neither a header nor a key
+        header = _HEADER.match(line) if first == "[" else None
         if header:
             name = header.group(2).replace('"', "")
             array, parts = header.group(1) == "[[", name.split(".")

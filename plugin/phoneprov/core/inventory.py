@@ -24,6 +24,9 @@ DEFAULT_MODELS = ("D100", "D110", "D200", "D210", "D400", "D410", "D600")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEVICE_KEYS = ("mac", "type", "serial", "profile", "vars", *SETTINGS_KEYS)
 PROFILE_KEYS = ("templates", "vars", *SETTINGS_KEYS)
+_ALLOWED: dict[tuple[str, ...], frozenset[str]] = {
+    keys: frozenset(keys) for keys in (DEVICE_KEYS, PROFILE_KEYS)
+}
 
 Vars = Mapping[str, Any]
 
@@ -174,7 +177,9 @@ def _vars(rec: Record, problems: list[str]) -> Vars:
 
 def _unknown_keys(rec: Record, allowed: tuple[str, ...]) -> list[str]:
     """`unknown key 'colour'; did you mean ...?` for each key not in `allowed`."""
-    problems = []
+    problems: list[str] = []
+    if (_ALLOWED.get(allowed) or frozenset(allowed)).issuperset(rec.fields):
+        return problems  # the common case: no set arithmetic, no sorting
     for name in sorted(set(rec.fields) - set(allowed)):
         close = difflib.get_close_matches(name, allowed, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"

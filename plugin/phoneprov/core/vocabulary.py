@@ -153,6 +153,7 @@ class Settings:
 
 
 NONE = Settings()  # a device (or profile) that sets nothing of the vocabulary
+_SETTINGS_KEYS = frozenset(SETTINGS_KEYS)
 
 
 def _over(top: _T, base: _T) -> _T:
@@ -324,6 +325,8 @@ def _items(value: Any, path: str, place: Place, errors: list[ConfigError]) -> li
 
 def parse_settings(data: Mapping[str, Any], place: Place, errors: list[ConfigError]) -> Settings:
     """The vocabulary keys of one profile or device record (others are ignored here)."""
+    if _SETTINGS_KEYS.isdisjoint(data):
+        return NONE  # most devices set none: what the code below would build
     lines_raw = _items(data.get("lines", []), "lines", place, errors)
     if len(lines_raw) > MAX_LINES:
         errors.append(
