@@ -24,6 +24,7 @@ class Dir:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.chmod = _umask() & FILE_MODE != 0  # else open() already makes files 0644
         self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         st = os.fstat(self.fd)
         self.dev, self.ident = st.st_dev, f"{st.st_dev}:{st.st_ino}"
@@ -164,7 +165,8 @@ class Dir:
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE, dir_fd=self.fd)
             try:
-                os.fchmod(fd, FILE_MODE)  # dnsmasq reads as nobody, whatever the umask
+                if self.chmod:
+                    os.fchmod(fd, FILE_MODE)  # dnsmasq reads as nobody, whatever the umask
                 if os.write(fd, data) != len(data):  # a regular file: only when it is full
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 if fsync:
@@ -200,6 +202,19 @@ def _scratch_pid(name: str) -> int | None:
     if not name.startswith(".") or rest not in SCRATCH or not ours or not pid.isdigit():
         return None
     return int(pid)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask() sets it: a race with
+    threads); all bits set when it cannot be read, so files are chmod-ed explicitly."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
 
 
 def _running(pid: int) -> bool:
