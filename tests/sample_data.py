@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
 # Two phones on the shipped templates: the D200 and D400 of conf/inventory.toml.
@@ -57,3 +60,13 @@ def write_hook_site(root: Path, dhcp_extra: str = "") -> Path:
     )
     apply(load_config(root / "pp.toml"))
     return root
+
+
+def remove_site(root: str | os.PathLike[str]) -> None:
+    """Remove a site directory for good: a hook dnsmasq started may still be adding a file
+    (its database's -wal/-shm) while the first removal runs; bounded retries."""
+    for _ in range(50):
+        shutil.rmtree(root, ignore_errors=True)
+        if not os.path.exists(root):
+            return
+        time.sleep(0.1)

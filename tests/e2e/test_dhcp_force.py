@@ -24,6 +24,7 @@ from phoneprov.core.markers import DeviceInfo
 from phoneprov.lab import Host, Lab
 from phoneprov.lab.dnsmasq import Dnsmasq
 from phoneprov.phone.dhcp_client import DhcpLease, dhcp_exchange
+from sample_data import remove_site
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +106,7 @@ def site(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     try:
         yield Site(lab, appliance, root)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        remove_site(root)
 
 
 @pytest.fixture

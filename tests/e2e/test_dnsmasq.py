@@ -23,6 +23,7 @@ import pytest
 from phoneprov.lab import Host, Lab
 from phoneprov.lab.dnsmasq import Dnsmasq
 from phoneprov.phone.dhcp_client import DhcpLease, dhcp_exchange
+from sample_data import remove_site
 
 pytestmark = pytest.mark.e2e
 
@@ -120,11 +121,7 @@ def site(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     try:
         yield site
     finally:
-        for _ in range(50):  # a hook that was still running may add a file meanwhile
-            subprocess.run(["rm", "-rf", "--", str(root)], check=False)
-            if not root.exists():
-                break
-            time.sleep(0.1)
+        remove_site(root)
 
 
 @pytest.fixture
