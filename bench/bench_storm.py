@@ -53,16 +53,16 @@ from phoneprov.core.chain import provision  # noqa: E402
 from phoneprov.core.dhcp import PHONE_REQUESTS, decode_option43, phone_url  # noqa: E402
 from phoneprov.core.markers import DeviceInfo  # noqa: E402
 from phoneprov.lab import Lab, call_in_netns  # noqa: E402
+from phoneprov.lab.demo import APPLIANCE_ADDR, PORT, appliance_config  # noqa: E402
 from phoneprov.lab.dnsmasq import Dnsmasq  # noqa: E402
 from phoneprov.lab.netns import stop_process  # noqa: E402
 from phoneprov.phone.dhcp_client import dhcp_exchange  # noqa: E402
 from phoneprov.phone.simulator import Options, http_get  # noqa: E402
 from phoneprov.settings_schema import shipped_schema  # noqa: E402
 
-APPLIANCE_ADDR = "10.231.0.1/24"
 APPLIANCE_IP = APPLIANCE_ADDR.split("/")[0]
 PBX_IP = "10.231.0.5"
-SERVE_PORT = 8080
+SERVE_PORT = PORT  # the lab appliance config listens there
 NGINX_PORT = 8081
 DHCP_RANGE = "10.231.0.10,10.231.0.250,255.255.255.0,1h"
 DEFAULT_PHONES = 120  # the most the phones' side carries on 2 cores (see above)
@@ -90,31 +90,6 @@ def inventory(n: int) -> str:
             f'password = "pw-{i:06d}"\ndisplay_name = "Phone {i}"\nregistrar = "{PBX_IP}"\n'
         )
     return "\n".join(parts)
-
-
-def config_text() -> str:
-    return f"""[server]
-url = "auto"
-interface = "eth0"
-listen = "{APPLIANCE_IP}:{SERVE_PORT}"
-
-[dhcp]
-mode = "both"
-ntp = ["auto"]
-hostsdir = "dnsmasq/hosts"
-optsdir = "dnsmasq/opts"
-dnsmasq_pidfile = "dnsmasq/dnsmasq.pid"
-leasefile = "dnsmasq/dnsmasq.leases"
-
-[security]
-mode = "lease"
-secret_file = "secret"
-
-[paths]
-inventory = "inventory.toml"
-templates = "{ROOT / "conf" / "templates"}"
-state = "state.db"
-"""
 
 
 @dataclass
@@ -303,7 +278,7 @@ def main() -> int:
         print(f"{n} phones: lab of {n + 1} hosts built in {time.monotonic() - built:.1f} s")
 
         config = work / "phoneprov.toml"
-        config.write_text(config_text())
+        config.write_text(appliance_config(sip=""))
         (work / "inventory.toml").write_text(inventory(n))
         (work / "dnsmasq").mkdir(mode=0o755)
 
