@@ -1,5 +1,6 @@
-"""apply's manifest: a no-op apply reads no file back, yet sees files changed behind its back;
-many files are flushed with syncfs, never with a system-wide sync."""
+"""apply's manifest: a no-op apply reads no file back (nor the inventory when its inputs are
+the same), yet sees files changed behind its back; many files are flushed with syncfs,
+never with a system-wide sync."""
 
 import os
 
@@ -7,9 +8,12 @@ import pytest
 
 from phoneprov.config import load_config
 from phoneprov.core import dnsmasq_conf as conf
+from phoneprov.dnsmasq import apply as apply_mod
 from phoneprov.dnsmasq import fragdir
+from phoneprov.dnsmasq.applied import APPLIED_NAME
 from phoneprov.dnsmasq.apply import apply
 from phoneprov.dnsmasq.manifest import MANIFEST_NAME, Manifest
+from phoneprov.state.db import State
 
 MACS = ("00:09:52:00:00:0e", "00:09:52:00:00:1f")
 
@@ -122,3 +126,69 @@ def test_many_files_are_flushed_with_syncfs_not_sync(tmp_path, monkeypatch):
     result = apply(make_site(tmp_path, macs))
     assert len(result.written) == fragdir.SYNC_ALL_ABOVE
     assert len(flushed) == 1  # both directories on one filesystem: one flush
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """How many times apply loaded the inventory."""
+    calls = []
+    real = apply_mod.full_inventory
+    monkeypatch.setattr(apply_mod, "full_inventory", lambda c: calls.append(1) or real(c))
+    return calls
+
+
+def test_unchanged_inputs_skip_loading_the_inventory(tmp_path, loads):
+    config = make_site(tmp_path)
+    apply(config)
+    settle(tmp_path)
+    assert apply(config).unchanged == 2 and len(loads) == 1  # the second never loaded it
+    assert Manifest.parse((tmp_path / "hosts" / MANIFEST_NAME).read_text(), 1).inputs
+
+
+@pytest.mark.parametrize("change", ["inventory", "edit undone", "secret", "enrolled", "config"])
+def test_changed_inputs_load_the_inventory_again(tmp_path, loads, change):
+    config = make_site(tmp_path)
+    apply(config)
+    settle(tmp_path)
+    inventory = tmp_path / "inventory.toml"
+    if change == "inventory":
+        inventory.write_text(inventory.read_text().replace("00:1f", "00:2f"))
+    elif change == "edit undone":  # same bytes again, but written since: not trusted
+        text = inventory.read_text()
+        inventory.write_text(text + "\n")
+        inventory.write_text(text)
+        os.utime(inventory, ns=(1, 1))
+    elif change == "secret":
+        (tmp_path / "secret").write_bytes(b"s" * 32)
+    elif change == "enrolled":
+        with State(config.state) as state:
+            state.enrol("00095200003A", "D200", "default", 1.0)
+    else:
+        path = tmp_path / "pp.toml"
+        path.write_text(path.read_text().replace('"10.231.0.1"]', '"10.231.0.2"]'))
+        config = load_config(path)
+    result = apply(config)
+    assert len(loads) == 2
+    expected = {"inventory": 1, "edit undone": 0, "secret": 2, "enrolled": 1, "config": 2}
+    assert len(result.written) == expected[change]
+    settle(tmp_path)
+    assert apply(config).written == [] and len(loads) == 2  # and then the early stop again
+
+
+@pytest.mark.parametrize("left", ["temp file", "settings file", "foreign name"])
+def test_anything_not_as_left_runs_the_whole_apply(tmp_path, loads, left):
+    config = make_site(tmp_path)
+    apply(config)
+    settle(tmp_path)
+    hosts = tmp_path / "hosts"
+    if left == "temp file":  # left by an apply killed mid-way (no such PID runs)
+        (hosts / ".00095200000E.999999999.tmp").write_text("half")
+    elif left == "settings file":
+        (hosts / APPLIED_NAME).unlink()
+    else:
+        (tmp_path / "opts" / "00095200004B").write_text('tag:x,66,"http://evil"\n')
+    apply(config)
+    assert len(loads) == 2
+    assert not (hosts / ".00095200000E.999999999.tmp").exists()
+    assert (hosts / APPLIED_NAME).exists()
+    assert not (tmp_path / "opts" / "00095200004B").exists()

@@ -33,6 +33,7 @@ from ..site import full_inventory, resolve_settings, token_secret
 from .applied import APPLIED_NAME, dump_applied, load_applied
 from .fragdir import DIR_MODE, SYNC_ALL_ABOVE
 from .fragdir import Dir as _Dir
+from .inputs import inputs_digest
 from .manifest import MANIFEST_NAME, Manifest
 
 LOCK_FILE = ".phoneprov.lock"
@@ -113,21 +114,50 @@ def apply(
     desired: Mapping[str, conf.DeviceFiles] | None = None,
 ) -> ApplyResult:
     """Write the files for `inventory` (default: the config's); `desired`, when the caller
-    has already computed `plan(...)` for it, is written as it is."""
+    has already computed `plan(...)` for it, is written as it is. With neither, an apply
+    whose inputs (inputs.py) and files are as the last one left them stops early."""
     settings = settings or resolve_settings(config)
-    if desired is None:
-        inventory = inventory if inventory is not None else full_inventory(config)
-        secret = token_secret(config, settings)
-        desired = plan(settings, list(inventory.devices), secret)
     hostsdir, optsdir = config.dhcp.hostsdir, config.dhcp.optsdir
     for directory in (hostsdir, optsdir):
         make_dirs(directory)
+    started = dnsmasq_started_at(config.dhcp.dnsmasq_pidfile)
+    applied = dump_applied(applied_values(config, settings))
+    inputs = ""
+    if desired is None:
+        secret = token_secret(config, settings)
+        if inventory is None:
+            inputs = inputs_digest(config, settings, secret)
+            with _locked(hostsdir):
+                devices = as_left(hostsdir, optsdir, inputs, started, applied)
+            if devices is not None:
+                return ApplyResult(unchanged=devices)
+            inventory = full_inventory(config)
+        desired = plan(settings, list(inventory.devices), secret)
     with _locked(hostsdir):
-        result = write_fragments(
-            hostsdir, optsdir, desired, dnsmasq_started_at(config.dhcp.dnsmasq_pidfile)
-        )
-        _write_atomic(hostsdir / APPLIED_NAME, dump_applied(applied_values(config, settings)))
+        result = write_fragments(hostsdir, optsdir, desired, started, inputs)
+        _write_atomic(hostsdir / APPLIED_NAME, applied)
     return result
+
+
+def as_left(
+    hostsdir: Path, optsdir: Path, inputs: str, dnsmasq_started: float | None, applied: str
+) -> int | None:
+    """The number of devices when the last apply had these inputs and everything is as it
+    left it (every file by the manifest, no temp file, no tombstone to drop, the hook's
+    settings file); else None: the whole apply runs."""
+    with _Dir(hostsdir) as hosts, _Dir(optsdir) as opts:
+        manifest = Manifest.load(hosts.fd)
+        if not inputs or manifest.inputs != inputs or hosts.read(APPLIED_NAME) != applied:
+            return None
+        for directory in (hosts, opts):
+            if not directory.as_recorded(manifest.sections.get(directory.ident), manifest.stamp):
+                return None
+        if any(
+            conf.tombstone_expired(hosts.mtime(name), dnsmasq_started)
+            for name in manifest.tombstones
+        ):
+            return None
+        return len(manifest.sections[hosts.ident]) - len(manifest.tombstones)
 
 
 # writing -------------------------------------------------------------------------------
@@ -138,8 +168,10 @@ def write_fragments(
     optsdir: Path,
     desired: Mapping[str, conf.DeviceFiles],
     dnsmasq_started: float | None,
+    inputs: str = "",
 ) -> ApplyResult:
-    """Make the two directories say `desired`; touch only what differs."""
+    """Make the two directories say `desired`; touch only what differs. `inputs`: the
+    digest of what `desired` was computed from, for the manifest ("" when unknown)."""
     result = ApplyResult()
     with _Dir(hostsdir) as hosts, _Dir(optsdir) as opts:
         hosts_now, opts_now = hosts.scan(), opts.scan()
@@ -190,17 +222,18 @@ def write_fragments(
         if result.dropped or opts_now - desired.keys():
             hosts.fsync()
             opts.fsync()
-        _save_manifest(hosts, manifest, (hosts, opts))
+        tombstones = tuple(sorted(hosts_now - desired.keys() - set(result.dropped)))
+        new = Manifest({d.ident: d.seen for d in (hosts, opts)}, 0, inputs, tombstones)
+        _save_manifest(hosts, manifest, new)
     return result
 
 
-def _save_manifest(at: _Dir, old: Manifest, dirs: tuple[_Dir, ...]) -> None:
+def _save_manifest(at: _Dir, old: Manifest, new: Manifest) -> None:
     """Rewrite the manifest when what it says changed (never after a no-op apply). Not
-    flushed: a stale or lost manifest only makes the next apply read files back."""
-    sections = {d.ident: d.seen for d in dirs}
-    if all(old.sections.get(ident) == section for ident, section in sections.items()):
+    flushed: a stale or lost manifest only makes the next apply do the whole work."""
+    if (old.sections, old.inputs, old.tombstones) == (new.sections, new.inputs, new.tombstones):
         return
-    temp, _entry = at.temp(MANIFEST_NAME, Manifest(sections).dump(), fsync=False)
+    temp, _entry = at.temp(MANIFEST_NAME, new.dump(), fsync=False)
     try:
         os.replace(temp, MANIFEST_NAME, src_dir_fd=at.fd, dst_dir_fd=at.fd)
     except OSError:

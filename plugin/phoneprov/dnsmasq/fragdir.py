@@ -43,11 +43,20 @@ class Dir:
         """One listing: `sweep`, then the names apply manages (12 upper-case hex digits;
         the admin's own files stay alone)."""
         self.sweep()
-        return self.ours()
+        return _ours(os.listdir(self.fd))
 
-    def ours(self) -> set[str]:
-        """Names apply manages: 12 upper-case hex digits (the admin's own files stay alone)."""
-        return {n for n in os.listdir(self.fd) if len(n) == 12 and MAC_NAME.issuperset(n)}
+    def as_recorded(self, section: Section | None, stamp: int) -> bool:
+        """Whether the directory is exactly as the manifest's `section` says: the same
+        names (and no temp file left by an apply that died), each file trusted by its stat."""
+        names = os.listdir(self.fd)
+        if section is None or any(n[0] == "." and _scratch_pid(n) is not None for n in names):
+            return False
+        if _ours(names) != section.keys():
+            return False
+        try:
+            return all(trusted(e, os.stat(n, dir_fd=self.fd), stamp) for n, e in section.items())
+        except FileNotFoundError:  # removed since the listing
+            return False
 
     def holds(self, name: str, text: str) -> bool:
         """Whether the file `name` says `text`: the manifest's digest when its entry still
@@ -186,6 +195,11 @@ class Dir:
 
     def fsync(self) -> None:
         os.fsync(self.fd)
+
+
+def _ours(names: list[str]) -> set[str]:
+    """Names apply manages: 12 upper-case hex digits (the admin's own files stay alone)."""
+    return {n for n in names if len(n) == 12 and MAC_NAME.issuperset(n)}
 
 
 def _scratch_pid(name: str) -> int | None:

@@ -1,7 +1,9 @@
-"""What the last apply wrote: per file a digest of its bytes and its (inode, mtime, size).
+"""What the last apply wrote: per file a digest of its bytes and its (inode, mtime, size);
+the digest of the inputs it computed them from (inputs.py) and the tombstones it left.
 
 Kept as a dot file in the hostsdir (dnsmasq ignores dot files), so that an apply with nothing
-to do need not read 20,000 files back. A file changed or removed behind our back is still
+to do need not read 20,000 files back, nor even load the inventory when its inputs are the
+same. A file changed or removed behind our back is still
 seen: removed names are missing from the directory listing; a rewritten or replaced file has
 another inode, mtime or size. An entry is trusted only when the file's mtime is older than
 the manifest's own (same clock): a file changed within the clock tick the manifest was
@@ -17,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 
 MANIFEST_NAME = ".phoneprov-manifest"
-HEADER = "phoneprov-manifest 1"
+HEADER = "phoneprov-manifest 2"
 
 Entry = tuple[str, int, int, int]  # digest, inode, mtime_ns, size
 Section = dict[str, Entry]
@@ -29,10 +31,13 @@ def digest(data: bytes) -> str:
 
 @dataclass
 class Manifest:
-    """Sections by directory identity; `stamp`: the manifest file's mtime (ns), 0 if none."""
+    """Sections by directory identity; `stamp`: the manifest file's mtime (ns), 0 if none;
+    `inputs`: the inputs' digest ("" when unknown); `tombstones`: host files that are."""
 
     sections: dict[str, Section] = field(default_factory=dict)
     stamp: int = 0
+    inputs: str = ""
+    tombstones: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, dir_fd: int) -> Manifest:
@@ -53,21 +58,25 @@ class Manifest:
 
     @classmethod
     def parse(cls, text: str, stamp: int) -> Manifest:
-        """Lines `@ DIR` open a section, `NAME DIGEST INODE MTIME SIZE` fill it; a
-        malformed manifest is an empty one.
+        """`inputs HEX` and `tombstones NAME...` first, then lines `@ DIR` open a section and
+        `NAME DIGEST INODE MTIME SIZE` fill it; a malformed manifest is an empty one.
 
-        >>> Manifest.parse("phoneprov-manifest 1\\n@ 1:2\\nAB 00ff 3 4 5\\n", 9).sections
-        {'1:2': {'AB': ('00ff', 3, 4, 5)}}
-        >>> Manifest.parse("@ 1:2\\nAB 00ff 3\\n", 9).sections
+        >>> m = Manifest.parse(f"{HEADER}\\ninputs 0a\\ntombstones\\n@ 1:2\\nAB 00ff 3 4 5\\n", 9)
+        >>> m.sections, m.inputs, m.tombstones
+        ({'1:2': {'AB': ('00ff', 3, 4, 5)}}, '0a', ())
+        >>> Manifest.parse(f"{HEADER}\\ninputs 0a\\ntombstones\\n@ 1:2\\nAB 00ff 3\\n", 9).sections
         {}
         """
         lines = text.split("\n")
-        if lines[0] != HEADER or lines[-1] != "":
+        if len(lines) < 4 or lines[0] != HEADER or lines[-1] != "":
+            return cls()
+        inputs, tombstones = lines[1].split(" "), lines[2].split(" ")
+        if len(inputs) != 2 or inputs[0] != "inputs" or tombstones[0] != "tombstones":
             return cls()
         sections: dict[str, Section] = {}
         section: Section | None = None
         try:
-            for line in lines[1:-1]:
+            for line in lines[3:-1]:
                 parts = line.split(" ")
                 if parts[0] == "@" and len(parts) == 2:
                     section = sections.setdefault(parts[1], {})
@@ -77,10 +86,10 @@ class Manifest:
                     return cls()
         except ValueError:
             return cls()
-        return cls(sections, stamp)
+        return cls(sections, stamp, inputs[1], tuple(tombstones[1:]))
 
     def dump(self) -> str:
-        out = [HEADER]
+        out = [HEADER, f"inputs {self.inputs}", " ".join(("tombstones", *self.tombstones))]
         for where, section in self.sections.items():
             out.append(f"@ {where}")
             out.extend(f"{n} {d} {i} {m} {s}" for n, (d, i, m, s) in section.items())
