@@ -217,26 +217,40 @@ def device_tag(mac: str, options: DhcpOptions) -> str:
     >>> device_tag("00:09:52:00:00:0e", DhcpOptions(option66="http://foo"))
     'phoneprov-00095200000e-8bc3b0d9'
     """
-    lines = "\n".join(f"{code},{value}" for code, value in options.specs())
+    return _tag(norm_mac(mac), options.specs())
+
+
+def _tag(mac: str, specs: list[tuple[str, str]]) -> str:
+    lines = "\n".join(f"{code},{value}" for code, value in specs)
     generation = hashlib.sha256(lines.encode()).hexdigest()[:GEN_LEN]
-    return f"{TAG_PREFIX}-{norm_mac(mac).lower()}-{generation}"
+    return f"{TAG_PREFIX}-{mac.lower()}-{generation}"
 
 
-def device_files(settings: DhcpSettings, mac: str, options: DhcpOptions) -> DeviceFiles:
-    """The host and opts files for one device; options forced by the snippet are left out."""
+def device_files(
+    settings: DhcpSettings, mac: str, options: DhcpOptions, check: bool = True
+) -> DeviceFiles:
+    """The host and opts files for one device; options forced by the snippet are left out.
+    `check=False` leaves the lines unchecked: for many devices of one settings, where only
+    the MAC and the token (both of fixed length, hex) differ, checking one device's is enough.
+    """
     forced = forced_in_snippet(settings)
-    in_file = DhcpOptions(
-        None if forced.option42 else options.option42,
-        None if forced.option43 is not None else options.option43,
-        None if forced.option66 is not None else options.option66,
-        None if forced.option67 is not None else options.option67,
-    )
+    in_file = options
+    if forced is not NO_OPTIONS:
+        in_file = DhcpOptions(
+            None if forced.option42 else options.option42,
+            None if forced.option43 is not None else options.option43,
+            None if forced.option66 is not None else options.option66,
+            None if forced.option67 is not None else options.option67,
+        )
     mac = norm_mac(mac)
-    tag = device_tag(mac, in_file)
+    specs = in_file.specs()
+    tag = _tag(mac, specs)
     tags = f"set:{tag}" + (f",set:{COMMON_TAG}" if settings.force else "")
-    host = _lines([f"{colon_mac(mac)},{tags}"])
-    opts = _lines([f"tag:{tag},{code},{value}" for code, value in in_file.specs()])
-    return DeviceFiles(mac, host, opts, tag)
+    host = [f"{bytes.fromhex(mac).hex(':')},{tags}"]  # colon_mac(mac), without checks again
+    opts = [f"tag:{tag},{code},{value}" for code, value in specs]
+    if not check:
+        return DeviceFiles(mac, host[0] + "\n", "".join(line + "\n" for line in opts), tag)
+    return DeviceFiles(mac, _lines(host), _lines(opts), tag)
 
 
 def tombstone(mac: str) -> str:

@@ -97,13 +97,15 @@ def applied_settings(config: Config) -> conf.DhcpSettings | None:
 def plan(
     settings: conf.DhcpSettings, macs: list[str], secret: bytes | None
 ) -> dict[str, conf.DeviceFiles]:
-    """Every device's files, computed before anything is written (raises on any bad one)."""
+    """Every device's files, computed before anything is written (raises on any bad one).
+    Each line is checked for the first device only: the others differ in MAC and token."""
     if settings.mode not in conf.PER_MAC_MODES:
         return {}
-    files = {}
+    files: dict[str, conf.DeviceFiles] = {}
     for mac in macs:
         token = device_token(secret, mac) if secret is not None else None
-        files[mac] = conf.device_files(settings, mac, conf.device_options(settings, token))
+        options = conf.device_options(settings, token)
+        files[mac] = conf.device_files(settings, mac, options, check=not files)
     return files
 
 
