@@ -312,9 +312,9 @@ apply_mod.apply(load_config(sys.argv[1]))
 
 
 def test_temp_files_of_a_killed_apply_are_removed_by_the_next(tmp_path):
-    config = make_site(
-        tmp_path, devices=[f"00:09:52:00:{i >> 8:02x}:{i & 255:02x}" for i in range(50)]
-    )
+    devices = [f"00:09:52:00:{i >> 8:02x}:{i & 255:02x}" for i in range(50)]
+    apply(make_site(tmp_path, devices=devices, ntp='["10.231.0.9"]'))  # files to replace
+    config = make_site(tmp_path, devices=devices)
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_APPLY, str(config.path)], capture_output=True, timeout=120
     )

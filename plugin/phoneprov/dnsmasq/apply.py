@@ -31,6 +31,7 @@ from ..core.inventory import Inventory
 from ..core.layout import device_token
 from ..site import full_inventory, resolve_settings, token_secret
 from .applied import APPLIED_NAME, dump_applied, load_applied
+from .bulk import create_new
 from .fragdir import DIR_MODE, SYNC_ALL_ABOVE
 from .fragdir import Dir as _Dir
 from .inputs import inputs_digest
@@ -204,11 +205,12 @@ def write_fragments(
             if conf.tombstone_expired(hosts.mtime(name), dnsmasq_started):
                 hosts.remove(name)
                 result.dropped.append(name)
+        created = _create_many_new(opts, hosts, opts_writes, host_writes, opts_now, hosts_now)
         # Temp files in both directories at once (creating files is the cost, and each
         # directory has its own lock), then the renames: opts first, so a host line never
         # names a tag whose options dnsmasq has not read.
         opts_temps, host_temps = _prepare_both((opts, opts_writes), (hosts, host_writes))
-        if len(opts_temps) + len(host_temps) > SYNC_ALL_ABOVE:
+        if created or len(opts_temps) + len(host_temps) > SYNC_ALL_ABOVE:
             try:  # one flush of our filesystem(s) instead of an fsync per file
                 hosts.syncfs()
                 if opts.dev != hosts.dev:
@@ -228,6 +230,34 @@ def write_fragments(
         new = Manifest({d.ident: d.seen for d in (hosts, opts)}, 0, inputs, tombstones)
         _save_manifest(hosts, manifest, new)
     return result
+
+
+def _create_many_new(
+    opts: _Dir,
+    hosts: _Dir,
+    opts_writes: dict[str, str],
+    host_writes: dict[str, str],
+    opts_now: set[str],
+    hosts_now: set[str],
+) -> bool:
+    """With many files to create (more than are fsynced one by one), create them in place
+    (bulk.py), taking them out of `opts_writes`/`host_writes`; True when it did."""
+    opts_new = {n: t for n, t in opts_writes.items() if n not in opts_now}
+    host_new = {
+        n: t
+        for n, t in host_writes.items()
+        if n not in hosts_now and (n in opts_new or n not in opts_writes)
+    }
+    if len(opts_new) + len(host_new) <= SYNC_ALL_ABOVE:
+        return False
+    for name in opts_new:
+        del opts_writes[name]
+    for name in host_new:
+        del host_writes[name]
+    left_opts, left_hosts = create_new(opts, hosts, opts_new, host_new)
+    opts_writes.update(left_opts)
+    host_writes.update(left_hosts)
+    return True
 
 
 def _save_manifest(at: _Dir, old: Manifest, new: Manifest) -> None:

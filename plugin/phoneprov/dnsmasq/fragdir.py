@@ -174,13 +174,7 @@ class Dir:
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE, dir_fd=self.fd)
             try:
-                if self.chmod:
-                    os.fchmod(fd, FILE_MODE)  # dnsmasq reads as nobody, whatever the umask
-                if os.write(fd, data) != len(data):  # a regular file: only when it is full
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                if fsync:
-                    os.fsync(fd)
-                st = os.fstat(fd)  # a rename keeps the inode and the mtime
+                st = self._fill(fd, data, fsync)
             finally:
                 os.close(fd)
         except OSError as e:
@@ -189,6 +183,38 @@ class Dir:
                 f"cannot write: {e.strerror or e} (the file is unchanged)", self._at(name)
             ) from e
         return temp, (digest(data), st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def create(self, name: str, text: str) -> bool:
+        """Write `name`, which does not exist, in place: no temp file, no rename (nothing
+        old to keep; dnsmasq reads a file once it is closed). Not flushed: the caller
+        flushes the filesystem. False when the name exists by now (write it by `temp`)."""
+        data = text.encode("utf-8")
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE, dir_fd=self.fd)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            raise ConfigError(f"cannot create: {e.strerror or e}", self._at(name)) from e
+        try:
+            st = self._fill(fd, data, fsync=False)
+        except OSError as e:
+            os.ftruncate(fd, 0)  # dnsmasq reads it at close: empty, never half a line
+            os.close(fd)
+            self.remove(name)
+            raise ConfigError(f"cannot write: {e.strerror or e}", self._at(name)) from e
+        os.close(fd)
+        self.seen[name] = (digest(data), st.st_ino, st.st_mtime_ns, st.st_size)
+        return True
+
+    def _fill(self, fd: int, data: bytes, fsync: bool) -> os.stat_result:
+        """Make the new file `fd` 0644 and hold `data`; its stat (a rename keeps it)."""
+        if self.chmod:
+            os.fchmod(fd, FILE_MODE)  # dnsmasq reads as nobody, whatever the umask
+        if os.write(fd, data) != len(data):  # a regular file: only when it is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if fsync:
+            os.fsync(fd)
+        return os.fstat(fd)
 
     def _at(self, name: str) -> str:
         return str(self.path / name)
