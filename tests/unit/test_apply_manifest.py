@@ -9,7 +9,7 @@ import pytest
 from phoneprov.config import load_config
 from phoneprov.core import dnsmasq_conf as conf
 from phoneprov.dnsmasq import apply as apply_mod
-from phoneprov.dnsmasq import fragdir
+from phoneprov.dnsmasq import fragdir, inputs
 from phoneprov.dnsmasq.applied import APPLIED_NAME
 from phoneprov.dnsmasq.apply import apply
 from phoneprov.dnsmasq.manifest import MANIFEST_NAME, Manifest
@@ -145,8 +145,14 @@ def test_unchanged_inputs_skip_loading_the_inventory(tmp_path, loads):
     assert Manifest.parse((tmp_path / "hosts" / MANIFEST_NAME).read_text(), 1).inputs
 
 
-@pytest.mark.parametrize("change", ["inventory", "edit undone", "secret", "enrolled", "config"])
-def test_changed_inputs_load_the_inventory_again(tmp_path, loads, change):
+@pytest.mark.parametrize(
+    "change", ["inventory", "edit undone", "secret", "enrolled", "config", "code"]
+)
+def test_changed_inputs_load_the_inventory_again(tmp_path, loads, change, monkeypatch):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "module.py").write_text("A = 1\n")
+    monkeypatch.setattr(inputs, "PACKAGE", code)  # stands for phoneprov's own modules
     config = make_site(tmp_path)
     apply(config)
     settle(tmp_path)
@@ -163,13 +169,16 @@ def test_changed_inputs_load_the_inventory_again(tmp_path, loads, change):
     elif change == "enrolled":
         with State(config.state) as state:
             state.enrol("00095200003A", "D200", "default", 1.0)
-    else:
+    elif change == "config":
         path = tmp_path / "pp.toml"
         path.write_text(path.read_text().replace('"10.231.0.1"]', '"10.231.0.2"]'))
         config = load_config(path)
+    else:  # an upgrade or an edit of phoneprov
+        (code / "module.py").write_text("A = 22\n")
     result = apply(config)
     assert len(loads) == 2
     expected = {"inventory": 1, "edit undone": 0, "secret": 2, "enrolled": 1, "config": 2}
+    expected["code"] = 0
     assert len(result.written) == expected[change]
     settle(tmp_path)
     assert apply(config).written == [] and len(loads) == 2  # and then the early stop again
