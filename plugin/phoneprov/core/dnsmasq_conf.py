@@ -51,9 +51,11 @@ MAX_LINE_BYTES = 1024
 # One line as dnsmasq's reader takes it: words of printable ASCII (a `#` only inside a word:
 # after a space, a quote or at the start it begins a comment), double-quoted strings with
 # only `\\` and `\"` escapes (`\t`, `\n`... would become control characters), spaces between.
-_WORD = r"[\x21\x24-\x7e][\x21\x23-\x7e]*+"
-_QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\\"])*+"'
-_LINE = re.compile(rf"(?:{_WORD}|{_QUOTED})(?: *+(?:{_WORD}|{_QUOTED}))*+")
+# No possessive quantifiers (`*+`): Debian 12's Python 3.11.2 matches them wrongly (fixed in
+# 3.11.3); the lookahead keeps a word from being split, so nothing backtracks far.
+_WORD = r"[\x21\x24-\x7e][\x21\x23-\x7e]*(?![\x21\x23-\x7e])"
+_QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\\"])*"'
+_LINE = re.compile(rf"(?:{_WORD}|{_QUOTED})(?: *(?:{_WORD}|{_QUOTED}))*")
 
 
 class DnsmasqLineError(ConfigError):
