@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from phoneprov.config import load_config
+from phoneprov.core.mac import norm_mac
 from phoneprov.dnsmasq import hook
 from phoneprov.dnsmasq.apply import apply
 from phoneprov.state.db import State
@@ -169,24 +170,57 @@ def test_a_foreign_settings_file_is_refused_in_one_line(site, capsys):
     assert "00095200000E" not in leases(site)
 
 
-def test_the_script_imports_nothing_heavy_and_exits_0(site):
+# Not on the hook's path: heavy packages, and what the common path must not pay per event.
+HEAVY = {"flask", "lxml", "pyroute2", "click", "jinja2", "dataclasses", "tomllib"}
+PER_EVENT = {"typing", "re", "json", "sqlite3", "functools", "collections", "datetime"}
+
+
+@pytest.mark.parametrize("mac", [KNOWN, UNKNOWN])
+def test_the_script_imports_nothing_heavy_and_exits_0(site, mac):
     State(site / "state.db").close()  # only a brand-new database needs the full State
-    probe = (
-        "import runpy, sys\n"
-        f"sys.argv = [{str(HOOK)!r}, 'add', {KNOWN!r}, '10.231.0.100']\n"
-        "try:\n"
-        f"    runpy.run_path({str(HOOK)!r}, run_name='__main__')\n"
-        "except SystemExit as e:\n"
-        "    print('exit', e.code)\n"
-        "heavy = {'flask', 'lxml', 'pyroute2', 'click', 'jinja2', 'dataclasses', 'tomllib'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
-    )
     env = {"PHONEPROV_HOOK_SETTINGS": str(settings_file(site)), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-IS", "-c", probe], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-IS", "-X", "importtime", str(HOOK), "add", mac, "10.231.0.100"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
-    assert result.stdout.splitlines() == ["exit 0", "[]"], result.stderr
-    assert "00095200000E" in leases(site)
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if line.startswith("phoneprov-hook:")], result.stderr
+    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+    assert "phoneprov.state.hookdb" in imported, result.stderr
+    assert {name.split(".")[0] for name in imported} & (HEAVY | PER_EVENT) == set()
+    assert norm_mac(mac) in leases(site)
+
+
+def test_the_hooks_sqlite_is_the_standard_one_without_functools(tmp_path):
+    """`state.hookdb` loads `_sqlite3` with a stand-in for `functools.lru_cache`: the same
+    connect and exceptions as `sqlite3`, a working statement cache, the real functools later."""
+    probe = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'plugin')!r})\n"
+        "from phoneprov.state import hookdb\n"
+        "print(sorted({'functools', 'sqlite3', 'collections'} & set(sys.modules)))\n"
+        f"db = hookdb.sqlite3.connect({str(tmp_path / 't.db')!r}, isolation_level=None)\n"
+        "db.execute('CREATE TABLE t (n)')\n"
+        "for n in range(300):  # more distinct statements than the cache holds, and repeats\n"
+        "    db.execute(f'INSERT INTO t VALUES ({n % 150})')\n"
+        "    db.execute('INSERT INTO t VALUES (?)', (n,))\n"
+        "print(db.execute('SELECT count(*), sum(n) FROM t').fetchone())\n"
+        "import functools, sqlite3\n"
+        "print(functools.reduce(int.__add__, [1, 2]), functools.lru_cache(1)(abs).cache_info())\n"
+        "print(hookdb.sqlite3.connect is sqlite3.connect, hookdb.Error is sqlite3.Error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-IS", "-c", probe], capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout.splitlines() == [
+        "[]",
+        "(600, 67200)",
+        "3 CacheInfo(hits=0, misses=0, maxsize=1, currsize=0)",
+        "True True",
+    ], result.stderr
 
 
 def test_an_edited_config_reaches_the_hook_with_the_next_apply(site):

@@ -10,10 +10,11 @@ write lock about half a second at most. A busy (or broken) database does not los
 it goes to a spool beside the database (`state.spool`), which the next run replays first, in
 order, and which a detached drainer the hook forks writes as soon as the database frees.
 
-It stays cheap: the common path imports sqlite3, the settings `apply` wrote for it
-(`dnsmasq.applied`, no TOML parser), `core.mac` and the lean state path, nothing else (no
-Flask, no lxml, no pyroute2, not even `re`). Only auto-enrolment loads the full config and
-inventory, once per new phone.
+It stays cheap: the common path imports the settings `apply` wrote for it (`dnsmasq.applied`,
+no TOML parser), `core.mac` and the lean state path (`state.hookdb`: `_sqlite3` without the
+sqlite3 package or functools), nothing else (no Flask, no lxml, no pyroute2, not even `re`
+or `collections`), and the script skips the interpreter's teardown. Only auto-enrolment
+loads the full config and inventory, once per new phone.
 """
 
 from __future__ import annotations
@@ -195,15 +196,13 @@ def record(
     """Write the event into the database after what the spool holds; when the database is
     busy past about HOOK_BUSY_TIMEOUT_S (or unusable), append it to the spool instead and
     make sure a drainer writes it later. True when it is in the database now."""
-    import sqlite3
-
-    from ..state.hookdb import LeaseDb
+    from ..state.hookdb import Error, LeaseDb
 
     try:
         with LeaseDb(config.state) as db:
             db.commit(writes, spool)
             skipped = db.skipped
-    except (sqlite3.Error, OSError) as e:  # OSError: the spool could not be read
+    except (Error, OSError) as e:  # OSError: the spool could not be read
         problem = str(e)
     else:
         if skipped:
@@ -264,9 +263,7 @@ def start_drainer(state: str, spool: Spool) -> None:
 
 def drain(state: str, spool: Spool, lock: int) -> None:
     """Replay the spool until it is empty (or DRAIN_FOR_S passed), holding the drain lock."""
-    import sqlite3
-
-    from ..state.hookdb import LeaseDb
+    from ..state.hookdb import Error, LeaseDb
 
     deadline = time.monotonic() + DRAIN_FOR_S
     while True:
@@ -274,7 +271,7 @@ def drain(state: str, spool: Spool, lock: int) -> None:
             try:
                 with LeaseDb(state, timeout=DRAIN_WAIT_S) as db:
                     db.commit([], spool)
-            except (sqlite3.Error, OSError):
+            except (Error, OSError):
                 time.sleep(1.0)
         os.close(lock)
         # an event spooled while we held the lock saw it held and left the spool to us
@@ -316,15 +313,13 @@ def enrol(config: HookSettings, mac: str, now: float) -> None:
 def print_leases(config: HookSettings, spool: Spool, out: TextIO, now: float) -> None:
     """`init` with --leasefile-ro: our active, unexpired leases in dnsmasq's lease format
     (what the spool holds first, when the database takes it now)."""
-    import sqlite3
-
-    from ..state.hookdb import LeaseDb
+    from ..state.hookdb import Error, LeaseDb
 
     with LeaseDb(config.state) as db:
         if spool.pending():
             try:
                 db.commit([], spool)
-            except (sqlite3.Error, OSError) as e:
+            except (Error, OSError) as e:
                 log(f"{config.state}: {e}: events in {spool.path} not written yet")
         for expires, mac, ip, hostname in db.active_leases():
             if not expires or expires <= now:  # unknown expiry: let the phone ask again

@@ -1,4 +1,4 @@
-"""The hook's lean path into the state database: sqlite3 and the statements in `state.sql`.
+"""The hook's lean path into the state database: `_sqlite3` and the statements in `state.sql`.
 
 `state.State` is the full adapter (dataclasses, schema set-up on every open). The hook runs
 once per DHCP event, so it writes plain tuples in one short IMMEDIATE transaction, waits at
@@ -10,7 +10,7 @@ spool (`state.spool`); every transaction first replays them, in order.
 
 from __future__ import annotations
 
-import sqlite3
+import sys
 
 from .sql import (
     ACTIVE_LEASES,
@@ -27,11 +27,49 @@ from .sql import (
 
 TYPE_CHECKING = False  # not from typing: importing typing alone costs ~5 ms per event
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from types import ModuleType
 
     from .spool import Spool
 
     Write = tuple[str, Sequence[object]]
+
+
+def _load_sqlite3() -> ModuleType:
+    """`_sqlite3`, the C half of the `sqlite3` package: its `connect`, `Connection` and
+    exceptions are the very objects the package exports. The package only adds adapters for
+    datetime values (never bound here) and costs ~2 ms per event (datetime, collections.abc).
+    `_sqlite3` itself takes just `functools.lru_cache` (its statement cache), but functools
+    imports collections: ~2.5 ms more. So it gets the same cache (`_lru_cache_wrapper` from
+    C `_functools`, what functools.lru_cache wraps too) from a stand-in module that is gone
+    again right after: whoever imports functools later gets the real one."""
+    if "_sqlite3" in sys.modules or "functools" in sys.modules:
+        import _sqlite3
+
+        return _sqlite3
+    from _functools import _lru_cache_wrapper  # type: ignore[import-not-found]
+
+    def lru_cache(maxsize: int | None = 128, typed: bool = False) -> Callable[..., object]:
+        return lambda function: _lru_cache_wrapper(function, maxsize, typed, None)
+
+    stand_in = type(sys)("functools")
+    stand_in.lru_cache = lru_cache  # type: ignore[attr-defined]
+    sys.modules["functools"] = stand_in
+    try:
+        import _sqlite3
+    except Exception:  # a _sqlite3 that wants more of functools: the real one then
+        del sys.modules["functools"]
+        import _sqlite3
+    else:
+        del sys.modules["functools"]
+    return _sqlite3
+
+
+if TYPE_CHECKING:
+    import _sqlite3 as sqlite3
+else:
+    sqlite3 = _load_sqlite3()
+Error = sqlite3.Error  # what `record` and the drainer catch: sqlite3.Error itself
 
 # kind -> (statement, the same statement when replayed, number of parameters)
 WRITES = {
