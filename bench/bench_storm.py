@@ -25,13 +25,16 @@ udhcpc reported for 43 and 67. The fetch chain stays in the Python threads. Befo
 phone was a pyroute2 DHCP client in this one process, each parsing every broadcast OFFER/ACK
 under one GIL (O(N^2)): at 200 phones most of both rounds timed out in DHCP.
 
-Where the harness's limit is now (2 shared cores, other benchmarks running): at 200 and 300
-phones every phone of the nginx round is provisioned (300: last phone 6.4 s), the phones'
-side costing a few CPU seconds per round (printed per round). At 500 phones 10 phones of the
-nginx round fail in DHCP: udhcpc's 3 REQUESTs (6 s) go unanswered while dnsmasq, which
-fsyncs its lease file at every lease, works through 500 phones; beyond ~300 the rounds
-measure dnsmasq's DHCP more than the HTTP servers (the script says so when baseline phones
-fail).
+Where the limit is now (2 shared cores, other benchmarks running at the same time): the
+phones' side costs about 2.5-4 CPU s per round at 200 phones (printed per round: this process,
+udhcpc). At 300 every nginx-round phone is provisioned (last phone 5-6.5 s). At 500 about 50
+phones per round get no lease: dnsmasq's socket drops 1000-1400 DHCP datagrams per round
+(UDP RcvbufErrors in the appliance namespace), the phones' side costs 14-18 CPU s per round,
+and udhcpc gives up after 3 unanswered REQUESTs. So from ~300-500 phones on, the rounds
+measure dnsmasq's DHCP rather than the HTTP servers (the script says so when baseline phones
+fail). Round 1 allocates fresh leases and round 2 renews them: in round 1 dnsmasq offers one
+address to two phones whose MACs hash alike, NAKs the second REQUEST ("address in use", 124
+at 300 phones) and that phone's udhcpc waits 3 s; the DHCP p50/p99 per round show it.
 
 Prints the time until the last phone is provisioned, p50/p99 per phone (power-on to
 provisioned; DHCP's share apart), failures, refused requests (from `phoneprov fetches
