@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import basics, dnsmasq, doctor, lab, phone, schema, settings, sip, web
+from . import basics, dnsmasq, doctor, lab, phone, schema, settings, setup, sip, web
 from .common import Group
 
 REGISTRARS = [
@@ -22,6 +22,7 @@ REGISTRARS = [
     schema.register,
     lab.register,
     doctor.register,
+    setup.register,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Installing phoneprov on an appliance: `phoneprov setup` (setup.py)."""

@@ -1,0 +1,357 @@
+"""`phoneprov setup`: a Debian box that runs dnsmasq becomes a provisioning appliance, in
+steps that each say what they do and are skipped when already done (so a second run changes
+nothing and says so); `--uninstall` removes what setup added, the admin's data only with
+`--purge`.
+
+What it makes (paths in `Layout`): the system user `phoneprov`; /etc/phoneprov with the
+example config (its LAN interface filled in), inventory (root:phoneprov 0640: SIP passwords)
+and templates, none of them ever overwritten; /var/lib/phoneprov with dnsmasq's two
+directories (0755: dnsmasq reads them as `nobody`) and state/ (the service user's); the
+dhcp-script bound to this install; the snippet in /etc/dnsmasq.d/; the systemd unit of
+`phoneprov serve`, enabled and started when systemd runs. Then `check` and `apply`; dnsmasq
+is restarted only when asked (never reloaded: DESIGN §3), and `doctor` reports at the end.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import ConfigError
+
+USER = "phoneprov"
+UNIT = "phoneprov-http.service"
+SOURCE = Path(__file__).resolve().parents[3]  # the tree conf/ and hooks/ ship in
+
+
+@dataclass(frozen=True)
+class Layout:
+    etc: Path = Path("/etc/phoneprov")
+    var: Path = Path("/var/lib/phoneprov")
+    dnsmasq_d: Path = Path("/etc/dnsmasq.d")
+    units: Path = Path("/etc/systemd/system")
+
+    @property
+    def config(self) -> Path:
+        return self.etc / "phoneprov.toml"
+
+    @property
+    def hook(self) -> Path:
+        return self.var / "dnsmasq-dhcp-script"
+
+    @property
+    def snippet(self) -> Path:
+        return self.dnsmasq_d / "phoneprov.conf"
+
+    @property
+    def unit(self) -> Path:
+        return self.units / UNIT
+
+
+@dataclass
+class Step:
+    """One thing setup does: `needed()` says whether it is still to do."""
+
+    what: str
+    needed: Callable[[], bool]
+    do: Callable[[], None]
+
+
+@dataclass
+class Report:
+    done: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+
+
+def run(steps: list[Step], dry_run: bool, say: Callable[[str], None]) -> Report:
+    """Each step that is needed is done (with `dry_run`, only said)."""
+    report = Report()
+    for step in steps:
+        if step.needed():
+            say(f"{'would' if dry_run else 'do':>5}  {step.what}")
+            if not dry_run:
+                step.do()
+            report.done.append(step.what)
+        else:
+            say(f"{'ok':>5}  {step.what}")
+            report.already.append(step.what)
+    return report
+
+
+# setting up ----------------------------------------------------------------------------
+
+
+def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
+    """The steps, in order; `command` is how systemd starts phoneprov (this install's)."""
+    conf = SOURCE / "conf"
+    state = layout.var / "state"
+    inventory = layout.etc / "inventory.toml"
+    steps = [
+        Step(f"system user {USER}", lambda: not _user_exists(USER), lambda: _add_user(layout)),
+        _directory(layout.etc, 0o755),
+        _directory(layout.var, 0o755),
+        _directory(layout.var / "dnsmasq" / "hosts", 0o755),
+        _directory(layout.var / "dnsmasq" / "opts", 0o755),
+        _directory(state, 0o750, USER),
+        Step(
+            f"{layout.config} (the example, server.interface = {interface})",
+            lambda: not layout.config.exists(),
+            lambda: _write_new(layout.config, example_config(interface), 0o644),
+        ),
+        Step(
+            f"{inventory} (the example)",
+            lambda: not inventory.exists(),
+            lambda: _write_new(inventory, (conf / "inventory.toml").read_text(), 0o640, USER),
+        ),
+        Step(
+            f"{inventory} mode 0640, group {USER} (it holds SIP passwords)",
+            lambda: _mode_or_group_differs(inventory, 0o640, USER),
+            lambda: _set_mode(inventory, 0o640, USER),
+        ),
+        Step(
+            f"{layout.etc / 'templates'} (the shipped templates)",
+            lambda: not (layout.etc / "templates").exists(),
+            lambda: _copy_tree(conf / "templates", layout.etc / "templates"),
+        ),
+    ]
+    steps += [
+        _generated(layout.hook, lambda: _hook_text(layout), 0o755, "the dnsmasq dhcp-script"),
+        _generated(layout.snippet, lambda: _snippet_text(layout), 0o644, "the dnsmasq snippet"),
+        _generated(layout.unit, lambda: unit_text(command), 0o644, "the systemd unit"),
+    ]
+    if systemd_runs():
+        steps.append(Step(f"systemctl enable --now {UNIT}", _unit_stopped, _enable_unit))
+    return steps
+
+
+def example_config(interface: str) -> str:
+    """conf/phoneprov.toml with `interface` as server.interface."""
+    text = (SOURCE / "conf" / "phoneprov.toml").read_text()
+    return re.sub(r'(?m)^interface = "[^"]*"', f'interface = "{interface}"', text, count=1)
+
+
+def unit_text(command: str) -> str:
+    """conf/systemd's unit, starting `command serve`."""
+    text = (SOURCE / "conf" / "systemd" / UNIT).read_text()
+    return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} serve", text)
+
+
+def detect_interface() -> list[str]:
+    """Interfaces with an IPv4 address other than loopback: the LAN candidates."""
+    from ..netif import interface_ipv4
+
+    found = []
+    for _index, name in socket_interfaces():
+        try:
+            address = interface_ipv4(name)
+        except ConfigError:
+            continue
+        if not address.startswith("127."):
+            found.append(name)
+    return found
+
+
+def socket_interfaces() -> list[tuple[int, str]]:
+    import socket
+
+    return socket.if_nameindex()
+
+
+def _hook_text(layout: Layout) -> str:
+    from ..config import load_config
+    from ..dnsmasq.snippet import hook_text
+
+    return hook_text(load_config(layout.config))
+
+
+def _snippet_text(layout: Layout) -> str:
+    from ..config import load_config
+    from ..dnsmasq.snippet import snippet_text
+
+    return snippet_text(load_config(layout.config), layout.hook, by="phoneprov setup")
+
+
+# uninstalling --------------------------------------------------------------------------
+
+
+def uninstall_steps(layout: Layout, purge: bool) -> list[Step]:
+    """Remove what setup added; with `purge` the admin's data and the user too."""
+    steps = []
+    if systemd_runs():
+        steps.append(
+            Step(
+                f"systemctl disable --now {UNIT}",
+                lambda: layout.unit.exists() and _unit_known(),
+                lambda: _systemctl("disable", "--now", UNIT),
+            )
+        )
+    steps += [
+        _removed(layout.unit, "the systemd unit"),
+        _removed(layout.snippet, "the dnsmasq snippet"),
+        _removed(layout.hook, "the dnsmasq dhcp-script"),
+        _removed(layout.var / "dnsmasq", "dnsmasq's per-phone files"),
+    ]
+    if purge:
+        steps += [
+            _removed(layout.etc, "config, inventory and templates"),
+            _removed(layout.var, "state: leases, fetches, enrolled phones, the secret"),
+            Step(f"system user {USER} removed", lambda: _user_exists(USER), _del_user),
+        ]
+    return steps
+
+
+# the steps' parts ----------------------------------------------------------------------
+
+
+def _directory(path: Path, mode: int, owner: str | None = None) -> Step:
+    whose = f", owner {owner}" if owner else ""
+    return Step(
+        f"{path}/ mode {mode:04o}{whose}",
+        lambda: not path.is_dir() or _mode_or_group_differs(path, mode, owner, owner),
+        lambda: _make_dir(path, mode, owner),
+    )
+
+
+def _make_dir(path: Path, mode: int, owner: str | None) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    _set_mode(path, mode, owner, owner)
+
+
+def _generated(path: Path, text: Callable[[], str], mode: int, what: str) -> Step:
+    """A file setup owns: (re)written whenever it differs from what setup would write."""
+
+    def differs() -> bool:
+        try:
+            return path.read_text() != text() or path.stat().st_mode & 0o7777 != mode
+        except FileNotFoundError:
+            return True
+
+    def write() -> None:
+        _write_atomic(path, text(), mode)
+        if path.suffix == ".service" and systemd_runs():
+            _systemctl("daemon-reload")
+
+    return Step(f"{path} ({what})", differs, write)
+
+
+def _removed(path: Path, what: str) -> Step:
+    return Step(f"remove {path} ({what})", path.exists, lambda: _remove(path))
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    shutil.copytree(source, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    if path.suffix == ".service" and systemd_runs():
+        _systemctl("daemon-reload")
+
+
+def _write_new(path: Path, text: str, mode: int, group: str | None = None) -> None:
+    """A file the admin owns from now on: written only when it does not exist."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    _set_mode(path, mode, None, group)
+
+
+def _write_atomic(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.setup.tmp")
+    temp.write_text(text)
+    temp.chmod(mode)
+    os.replace(temp, path)
+
+
+def _mode_or_group_differs(
+    path: Path, mode: int, group: str | None, owner: str | None = None
+) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False  # made by an earlier step (or, in a dry run, not yet)
+    wrong_group = group is not None and _gid(group) not in (None, st.st_gid)
+    wrong_owner = owner is not None and _uid(owner) not in (None, st.st_uid)
+    return st.st_mode & 0o7777 != mode or wrong_group or wrong_owner
+
+
+def _set_mode(path: Path, mode: int, owner: str | None = None, group: str | None = None) -> None:
+    uid, gid = _uid(owner) if owner else None, _gid(group) if group else None
+    os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+    path.chmod(mode)
+
+
+def _uid(name: str) -> int | None:
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def _gid(name: str) -> int | None:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def _user_exists(name: str) -> bool:
+    return _uid(name) is not None
+
+
+def _add_user(layout: Layout) -> None:
+    _command(
+        "useradd", "--system", "--user-group", "--home-dir", str(layout.var),
+        "--no-create-home", "--shell", "/usr/sbin/nologin", USER,
+    )  # fmt: skip
+
+
+def _del_user() -> None:
+    _command("userdel", USER)
+    if _gid(USER) is not None:  # a group left when it was not the user's private one
+        _command("groupdel", USER)
+
+
+def systemd_runs() -> bool:
+    """systemd is PID 1 here (not in a chroot, a container without it, sysvinit)."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def _unit_stopped() -> bool:
+    enabled = subprocess.run(["systemctl", "is-enabled", "--quiet", UNIT], check=False)
+    active = subprocess.run(["systemctl", "is-active", "--quiet", UNIT], check=False)
+    return enabled.returncode != 0 or active.returncode != 0
+
+
+def _enable_unit() -> None:
+    _systemctl("enable", "--now", UNIT)
+
+
+def _unit_known() -> bool:
+    shown = subprocess.run(
+        ["systemctl", "show", "--property=LoadState", "--value", UNIT],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return shown.stdout.strip() not in ("", "not-found")
+
+
+def _systemctl(*args: str) -> None:
+    _command("systemctl", *args)
+
+
+def _command(*argv: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).strip().splitlines()
+        raise ConfigError(f"`{' '.join(argv)}` failed: {why[-1] if why else done.returncode}")
