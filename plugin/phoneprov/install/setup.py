@@ -100,20 +100,19 @@ def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
         _directory(layout.var / "dnsmasq" / "hosts", 0o755),
         _directory(layout.var / "dnsmasq" / "opts", 0o755),
         _directory(state, 0o750, USER),
-        Step(
-            f"{layout.config} (the example, server.interface = {interface})",
-            lambda: not layout.config.exists(),
-            lambda: _write_new(layout.config, example_config(interface), 0o644),
+        _admin_file(
+            layout.config,
+            lambda: example_config(interface),
+            0o644,
+            None,
+            f"the example, server.interface = {interface}",
         ),
-        Step(
-            f"{inventory} (the example)",
-            lambda: not inventory.exists(),
-            lambda: _write_new(inventory, (conf / "inventory.toml").read_text(), 0o640, USER),
-        ),
-        Step(
-            f"{inventory} mode 0640, group {USER} (it holds SIP passwords)",
-            lambda: _mode_or_group_differs(inventory, 0o640, USER),
-            lambda: _set_mode(inventory, 0o640, USER),
+        _admin_file(
+            inventory,
+            lambda: (conf / "inventory.toml").read_text(),
+            0o640,
+            USER,
+            f"the example; mode 0640, group {USER}: it holds SIP passwords",
         ),
         Step(
             f"{layout.etc / 'templates'} (the shipped templates)",
@@ -224,6 +223,23 @@ def _make_dir(path: Path, mode: int, owner: str | None) -> None:
     _set_mode(path, mode, owner, owner)
 
 
+def _admin_file(
+    path: Path, text: Callable[[], str], mode: int, group: str | None, what: str
+) -> Step:
+    """A file the admin owns: written only when missing; its mode (and group) kept right."""
+
+    def make() -> None:
+        if not path.exists():
+            _write_new(path, text(), mode, group)
+        _set_mode(path, mode, None, group)
+
+    return Step(
+        f"{path} ({what})",
+        lambda: not path.exists() or _mode_or_group_differs(path, mode, group),
+        make,
+    )
+
+
 def _generated(path: Path, text: Callable[[], str], mode: int, what: str) -> Step:
     """A file setup owns: (re)written whenever it differs from what setup would write."""
 
@@ -277,10 +293,7 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
 def _mode_or_group_differs(
     path: Path, mode: int, group: str | None, owner: str | None = None
 ) -> bool:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return False  # made by an earlier step (or, in a dry run, not yet)
+    st = path.stat()
     wrong_group = group is not None and _gid(group) not in (None, st.st_gid)
     wrong_owner = owner is not None and _uid(owner) not in (None, st.st_uid)
     return st.st_mode & 0o7777 != mode or wrong_group or wrong_owner
