@@ -6,11 +6,14 @@ Two witnesses, both written by dnsmasq's doing:
 - dnsmasq's own lease file (`dhcp.leasefile`), which dnsmasq rewrites at the DHCP ACK,
   before it runs the hook: a phone that asks a moment after its ACK is found there, so
   nothing ever waits for the hook.
-When both name a holder for an address and they differ, the newer one decides: the file's
-mtime against the time the hook last recorded anything about that address. An address the
-file does not name leaves the database's answer standing (a reading may catch the file
-while dnsmasq rewrites it in place). The answer depends on the client
-address only, never on the MAC asked for, so a refusal costs the same for every MAC.
+When both name a holder for an address and they differ, the newer one decides: the mtime of
+the file's reading that named it against the time the hook last recorded anything about
+that address. dnsmasq rewrites the file in place (truncate, then 4 KiB writes): a reading
+may catch it empty or cut short (a boot storm of 200 phones showed both, many times), so an
+address a reading does not name keeps what an earlier reading said of it; a release or an
+expiry ends it through the hook's record (newer) or the lease's expiry. The answer depends
+on the client address only, never on the MAC asked for, so a refusal costs the same for
+every MAC.
 """
 
 from __future__ import annotations
@@ -41,16 +44,17 @@ READER_BUSY_MS = 1000  # a request waits at most this long for a locked database
 
 @dataclass(frozen=True)
 class LeaseFile:
-    """One reading of dnsmasq's lease file: IPv4 address → (MAC, expiry; 0 = never)."""
+    """What dnsmasq's lease file said of each IPv4 address, by the latest reading that named
+    it: address → (MAC, expiry; 0 = never, that reading's mtime)."""
 
-    mtime: float
-    by_ip: Mapping[str, tuple[str, int]]
+    by_ip: Mapping[str, tuple[str, int, float]]
 
-    def holder(self, ip: str, now: float) -> str | None:
+    def holder(self, ip: str, now: float) -> tuple[str, float] | None:
+        """(MAC, when the file said so) of the live lease on `ip`, or None."""
         found = self.by_ip.get(ip)
         if found is None or 0 < found[1] <= now:
             return None
-        return found[0]
+        return found[0], found[2]
 
 
 def parse_leasefile(text: str) -> dict[str, tuple[str, int]]:
@@ -108,8 +112,10 @@ class DnsmasqLeases:
             key = (after.st_ino, after.st_mtime_ns, after.st_size)
             if (before.st_mtime_ns, before.st_size) == key[1:]:
                 break
-        text = data.decode("utf-8", "replace")
-        leases = LeaseFile(after.st_mtime, MappingProxyType(parse_leasefile(text)))
+        read = parse_leasefile(data.decode("utf-8", "replace"))
+        known = dict(self._read[1].by_ip) if self._read is not None else {}
+        known.update((ip, (mac, expiry, after.st_mtime)) for ip, (mac, expiry) in read.items())
+        leases = LeaseFile(MappingProxyType(known))
         self._read = (key, leases)
         return leases
 
@@ -145,13 +151,12 @@ class LeaseLookup:
         current = self.leasefile.current() if self.leasefile is not None else None
         if current is None:
             return recorded
-        written = current.holder(ip, now)
-        if written is None or written == recorded:
-            # an address missing from the file is no evidence: dnsmasq rewrites the file in
-            # place, so a reading may catch it empty or cut short (a boot storm showed it)
+        found = current.holder(ip, now)
+        if found is None or found[0] == recorded:
             return recorded
+        written, said_at = found
         seen = state.ip_last_seen(ip)
-        return written if seen is None or current.mtime > seen else recorded
+        return written if seen is None or said_at > seen else recorded
 
     def _forget(self) -> None:
         state: State | None = getattr(self._local, "state", None)
