@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from phoneprov.config import Config
 from phoneprov.core.layout import device_token
 from phoneprov.secret import load_secret
 from phoneprov.state.db import Lease, State
+from phoneprov.web import leases
 from phoneprov.web.app import create_app, create_wsgi
 from phoneprov.web.routes import provisioning
 
@@ -254,3 +256,29 @@ def test_open_mode_serves_on_through_a_corrupt_database(
     assert time.monotonic() - started < 5.0
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and str(config.state) in errors[0], errors
+
+
+def test_a_lease_written_a_moment_after_the_request_is_found_by_one_recheck(
+    site: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phone may ask before dnsmasq has written its lease (a boot storm of 200 showed 2):
+    nobody holds the address and the file changed within a second, so it is read again."""
+    config = site("lease")
+    app = create_app(config)
+    write_leasefile(config)  # dnsmasq is busy with other phones' leases
+    later = threading.Timer(0.03, write_leasefile, (config, (D200, PHONE_IP)))
+    later.start()
+    try:
+        assert client(app).get(URL).status_code == 200
+    finally:
+        later.join()
+    assert config.dhcp.leasefile is not None
+    past = time.time() - 5
+    os.utime(config.dhcp.leasefile, (past, past))  # quiet for a while: no recheck, no wait
+    waits: list[float] = []
+    monkeypatch.setattr(leases.time, "sleep", waits.append)
+    assert client(app, PROBER).get(URL).status_code == 403
+    assert waits == []
+    write_leasefile(config, (D200, PHONE_IP))  # just written: the stranger waits once
+    assert client(app, PROBER).get(URL).status_code == 403
+    assert waits == [leases.RECHECK_AFTER_S]

@@ -11,9 +11,11 @@ the file's reading that named it against the time the hook last recorded anythin
 that address. dnsmasq rewrites the file in place (truncate, then 4 KiB writes): a reading
 may catch it empty or cut short (a boot storm of 200 phones showed both, many times), so an
 address a reading does not name keeps what an earlier reading said of it; a release or an
-expiry ends it through the hook's record (newer) or the lease's expiry. The answer depends
-on the client address only, never on the MAC asked for, so a refusal costs the same for
-every MAC.
+expiry ends it through the hook's record (newer) or the lease's expiry. A reading may also
+come before dnsmasq wrote a new lease at all: when nobody holds the address and the file
+changed within the last second, it is read again 50 ms later (once). The answer depends on
+the client address only, never on the MAC asked for, so a refusal costs the same for every
+MAC.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -40,6 +43,8 @@ log = logging.getLogger("phoneprov.web")
 MAX_LEASEFILE_BYTES = 16 * 1024 * 1024
 READ_TRIES = 3  # dnsmasq rewrites the file in place: read again when it changed meanwhile
 READER_BUSY_MS = 1000  # a request waits at most this long for a locked database
+RECHECK_WITHIN_S = 1.0  # nobody holds the address and the file changed this recently: ...
+RECHECK_AFTER_S = 0.05  # ... dnsmasq may be writing the lease: read again this much later
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class DnsmasqLeases:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._read: tuple[tuple[int, int, int], LeaseFile] | None = None
+        self._stat_mtime = 0.0  # the file's mtime at the last stat
         self._lock = threading.Lock()
 
     def current(self) -> LeaseFile | None:
@@ -94,11 +100,16 @@ class DnsmasqLeases:
         except OSError:
             return None
         key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        self._stat_mtime = stat.st_mtime
         read = self._read
         if read is not None and read[0] == key:
             return read[1]
         with self._lock:
             return self._reread()
+
+    def written_within(self, seconds: float) -> bool:
+        """Whether the file changed in the last `seconds` (by the stat of the last request)."""
+        return self._stat_mtime > time.time() - seconds
 
     def _reread(self) -> LeaseFile | None:
         for _ in range(READ_TRIES):
@@ -140,7 +151,16 @@ class LeaseLookup:
 
     def holder(self, ip: str, now: float) -> str | None:
         try:
-            return self._holder(self._state(), ip, now)
+            state = self._state()
+            found = self._holder(state, ip, now)
+            if (
+                found is None
+                and self.leasefile is not None
+                and self.leasefile.written_within(RECHECK_WITHIN_S)
+            ):
+                time.sleep(RECHECK_AFTER_S)
+                found = self._holder(state, ip, now + RECHECK_AFTER_S)
+            return found
         except sqlite3.Error:
             self._forget()  # the next request opens the database afresh (it may be fixed)
             raise
