@@ -32,9 +32,10 @@ phones per round get no lease: dnsmasq's socket drops 1000-1400 DHCP datagrams p
 (UDP RcvbufErrors in the appliance namespace), the phones' side costs 14-18 CPU s per round,
 and udhcpc gives up after 3 unanswered REQUESTs. So from ~300-500 phones on, the rounds
 measure dnsmasq's DHCP rather than the HTTP servers (the script says so when baseline phones
-fail). Round 1 allocates fresh leases and round 2 renews them: in round 1 dnsmasq offers one
-address to two phones whose MACs hash alike, NAKs the second REQUEST ("address in use", 124
-at 300 phones) and that phone's udhcpc waits 3 s; the DHCP p50/p99 per round show it.
+fail). Both rounds start from the same DHCP state: dnsmasq is restarted with an empty lease
+file before round 2, so both allocate fresh leases (in either, dnsmasq may offer one address
+to two phones whose MACs hash alike and NAK the second REQUEST, "address in use", 124 at 300
+phones, and that phone's udhcpc waits 3 s; the DHCP p50/p99 per round show it).
 
 Prints the time until the last phone is provisioned, p50/p99 per phone (power-on to
 provisioned; DHCP's share apart), failures, refused requests (from `phoneprov fetches
@@ -515,6 +516,12 @@ def main() -> int:
         def to_nginx(u: str) -> str:
             return nginx_base + u[len(serve_base) :] if u.startswith(serve_base) else u
 
+        # The same DHCP state as round 1 had: no lease known (else round 2 only renews and
+        # skips round 1's address-in-use NAKs, each a 3 s wait for that phone).
+        dnsmasq.halt(10.0, join=10.0)
+        dnsmasq.leasefile.unlink(missing_ok=True)
+        dnsmasq.forget()
+        dnsmasq.start()
         last_n, results_n, cpu_n = storm(phones, offsets, dhcp, to_nginx, bodies, False, schema)
         base = summary("nginx (baseline)", last_n, results_n, cpu_n)
 
