@@ -59,3 +59,33 @@ def test_uninstall_removes_what_setup_added_and_the_data_only_when_purged(layout
         assert not path.exists()
     assert layout.config.exists() != purge and (layout.var / "state").exists() != purge
     assert run(uninstall_steps(layout, purge), False, print).done == []
+
+
+@pytest.mark.parametrize(
+    ("found", "error"),
+    [
+        (["eth1", "eth2"], "several interfaces (eth1, eth2): pass --interface IF"),
+        ([], "no interface with an IPv4 address: pass --interface IF"),
+    ],
+)
+def test_setup_asks_for_the_interface_when_it_cannot_tell(monkeypatch, tmp_path, found, error):
+    from click.testing import CliRunner
+
+    from phoneprov.cli import cli
+    from phoneprov.cli import setup as command
+
+    monkeypatch.setattr(command, "Layout", lambda: Layout(tmp_path / "etc", tmp_path / "var"))
+    monkeypatch.setattr(command, "detect_interface", lambda: found)
+    result = CliRunner().invoke(cli, ["setup", "--dry-run"])
+    assert result.exit_code == 2
+    assert f"error: {error}" in result.output
+    assert not (tmp_path / "etc").exists()
+
+
+def test_purge_goes_with_uninstall():
+    from click.testing import CliRunner
+
+    from phoneprov.cli import cli
+
+    result = CliRunner().invoke(cli, ["setup", "--purge"])
+    assert result.exit_code == 2 and "--purge goes with --uninstall" in result.output
