@@ -51,8 +51,9 @@ class Dir:
         names = os.listdir(self.fd)
         if section is None or any(n[0] == "." and _scratch_pid(n) is not None for n in names):
             return False
-        if _ours(names) != section.keys():
-            return False
+        listed = set(names)
+        if not listed.issuperset(section) or _ours(list(listed.difference(section))):
+            return False  # a file of the manifest is gone, or one of ours is not in it
         try:
             return all(trusted(e, os.stat(n, dir_fd=self.fd), stamp) for n, e in section.items())
         except FileNotFoundError:  # removed since the listing
