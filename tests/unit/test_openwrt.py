@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from phoneprov.config import DEFAULT_CONFIG
 from phoneprov.state.db import State
 from sample_data import write_hook_site
 
@@ -244,3 +245,356 @@ def test_the_handler_is_sourced_not_run():
     assert not words & {"exit", "exec", "set"}
     assert not HANDLER.read_text().startswith("#!"), "sourced, not executed: no shebang"
     assert os.access(HANDLER, os.R_OK)
+
+
+# --- the shell files: syntax and shellcheck --------------------------------------------
+
+SHELL_FILES = {
+    "init": OPENWRT / "files" / "phoneprov.init",
+    "hotplug": HANDLER,
+    "uci-defaults": OPENWRT / "files" / "phoneprov.uci-defaults",
+}
+
+
+@pytest.mark.parametrize("shell", shell_params)
+@pytest.mark.parametrize("name", SHELL_FILES)
+def test_shell_files_parse(shell, name):
+    result = subprocess.run([*shell, "-n", str(SHELL_FILES[name])], capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_sh_n_catches_a_syntax_error(tmp_path):
+    """The check above can fail: a broken file does not parse."""
+    broken = tmp_path / "broken"
+    broken.write_text(HANDLER.read_text().replace("esac", "", 1))
+    shell = next((argv for argv in SHELLS.values() if argv), None)
+    assert shell is not None, "needs busybox or dash"
+    assert subprocess.run([*shell, "-n", str(broken)], capture_output=True).returncode != 0
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="needs shellcheck")
+@pytest.mark.parametrize("name", SHELL_FILES)
+def test_shellcheck(name):
+    """POSIX sh (busybox ash runs them; no `local`, no bashisms); every exception is
+    written next to its line with its reason."""
+    result = subprocess.run(
+        ["shellcheck", "--shell=sh", "--severity=style", str(SHELL_FILES[name])],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the init script, sourced with stand-ins for rc.common, procd and uci ------------
+
+
+@pytest.fixture
+def init(tmp_path):
+    """Runs shell code after sourcing the init script, with `uci`, `pidof` and procd's
+    functions standing in (they record what they are asked), and its paths in tmp_path."""
+    shell = SHELLS["busybox"] or SHELLS["dash"]
+    if shell is None:
+        pytest.skip("needs busybox or dash")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uci").write_text(
+        "#!/bin/sh\n"
+        'echo "uci $*" >>"$CALLS"\n'
+        'case "$*" in\n'
+        '"-q get dhcp.@dnsmasq[0].confdir") [ -z "$CONFDIR" ] || echo "$CONFDIR" ;;\n'
+        "'-q show dhcp.@dnsmasq[0]') printf \"%s\\n\" dhcp.cfg01411c=dnsmasq"
+        " \"dhcp.cfg01411c.domain='lan'\" ;;\n"
+        "esac\n"
+    )
+    (bin_dir / "pidof").write_text('#!/bin/sh\necho "pidof $*" >>"$CALLS"\nexit 1\n')
+    (bin_dir / "phoneprov").write_text(
+        "#!/bin/sh\n"
+        'echo "phoneprov $*" >>"$CALLS"\n'
+        "printf '%s\\n' '# phoneprov: generated' 'dhcp-hostsdir=/etc/phoneprov/dnsmasq/hosts'"
+        " 'dhcp-optsdir=/etc/phoneprov/dnsmasq/opts' 'dhcp-script=/usr/lib/x/hook'"
+        " '#dhcp-script=/commented'\n"
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    procd = "".join(
+        f'{name}() {{ echo "{name}${{1+ $*}}" >>"$CALLS"; }}\n'
+        for name in ("procd_open_instance", "procd_set_param", "procd_close_instance")
+    )
+
+    def run(code: str, confdir: str = "") -> tuple[str, list[str]]:
+        calls = tmp_path / "calls"
+        calls.unlink(missing_ok=True)
+        script = (
+            f"{procd}. '{SHELL_FILES['init']}'\n"
+            f"PHONEPROV='{bin_dir / 'phoneprov'}'\n"
+            f"PHONEPROV_SNIPPET='{tmp_path / 'dnsmasq.conf'}'\n"
+            f"{code}\n"
+        )
+        env = {"PATH": f"{bin_dir}:{PROCD_PATH}", "CALLS": str(calls), "CONFDIR": confdir}
+        result = subprocess.run(
+            [*shell, "-c", script], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert (result.returncode, result.stderr) == (0, ""), result.stderr
+        return result.stdout, calls.read_text().splitlines() if calls.exists() else []
+
+    return run
+
+
+def test_init_finds_dnsmasqs_confdir(init, tmp_path):
+    out, _ = init("phoneprov_confdirs")
+    assert out.splitlines() == ["/tmp/dnsmasq.d", "/tmp/dnsmasq.cfg01411c.d"]
+    out, _ = init("phoneprov_confdirs", confdir=f"{tmp_path}/conf.d,*.conf")
+    assert out.splitlines() == [f"{tmp_path}/conf.d"]
+
+
+def test_init_snippet_drops_dhcp_script_and_restarts_nothing_not_running(init, tmp_path):
+    _, calls = init("snippet", confdir=str(tmp_path / "confdir"))
+    written = (tmp_path / "dnsmasq.conf").read_text().splitlines()
+    assert written == [
+        "# dhcp-script: OpenWrt's own, which runs /etc/hotplug.d/dhcp/50-phoneprov",
+        "# phoneprov: generated",
+        "dhcp-hostsdir=/etc/phoneprov/dnsmasq/hosts",
+        "dhcp-optsdir=/etc/phoneprov/dnsmasq/opts",
+        "#dhcp-script=/commented",
+    ]
+    assert (tmp_path / "confdir" / "phoneprov.conf").read_text().splitlines() == written
+    assert sorted(p.name for p in (tmp_path / "confdir").iterdir()) == ["phoneprov.conf"]
+    assert calls[0] == "phoneprov dnsmasq-snippet --config /etc/phoneprov/phoneprov.toml"
+    assert [c for c in calls if c.startswith(("uci -q del_list", "uci add", "uci commit"))] == [
+        "uci -q del_list dhcp.@dnsmasq[0].addnmount=/etc/phoneprov/dnsmasq",
+        "uci add_list dhcp.@dnsmasq[0].addnmount=/etc/phoneprov/dnsmasq",
+        "uci commit dhcp",
+    ]
+    assert calls[-1] == "pidof dnsmasq"  # not running: no restart (and never a reload)
+
+
+def test_init_detach_takes_it_out_again(init, tmp_path):
+    init("snippet", confdir=str(tmp_path / "confdir"))
+    _, calls = init("detach", confdir=str(tmp_path / "confdir"))
+    assert list((tmp_path / "confdir").iterdir()) == []
+    assert "uci -q del_list dhcp.@dnsmasq[0].addnmount=/etc/phoneprov/dnsmasq" in calls
+    assert "uci commit dhcp" in calls
+
+
+def test_init_start_places_the_snippet_and_runs_serve(init, tmp_path):
+    (tmp_path / "dnsmasq.conf").write_text("dhcp-hostsdir=/x\n")
+    _, calls = init("start_service", confdir=str(tmp_path / "confdir"))
+    assert (tmp_path / "confdir" / "phoneprov.conf").read_text() == "dhcp-hostsdir=/x\n"
+    params = [c for c in calls if c.startswith("procd_")]
+    assert params[0] == "procd_open_instance serve"
+    assert f"procd_set_param command {tmp_path / 'bin' / 'phoneprov'} serve" in params
+    assert (
+        "procd_set_param env PHONEPROV_CONFIG=/etc/phoneprov/phoneprov.toml"
+        " PYTHONPATH=/usr/lib/phoneprov/plugin"
+    ) in params
+    assert "procd_set_param respawn 300 10 12" in params
+    assert params[-1] == "procd_close_instance"
+
+
+def test_init_never_reloads_dnsmasq():
+    """reload = SIGHUP to dnsmasq (procd's default signal): DESIGN §3, dnsmasq crashes."""
+    code = [line for line in SHELL_FILES["init"].read_text().splitlines() if "#" not in line]
+    assert not [line for line in code if "dnsmasq reload" in line or 'dnsmasq" reload' in line]
+    assert any("/etc/init.d/dnsmasq restart" in line for line in code)
+
+
+# --- the recipe: what Package/phoneprov/install copies ----------------------------------
+
+MAKEFILE = OPENWRT / "Makefile"
+BUILD = "$(PKG_BUILD_DIR)/"
+GENERATED = {"phoneprov-openwrt.toml": "conf/phoneprov.toml"}  # Build/Prepare: sed -f
+
+
+def tracked() -> set[str]:
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout
+    return {path for path in out.decode().split("\0") if path}
+
+
+def make_block(name: str) -> list[str]:
+    lines = MAKEFILE.read_text().splitlines()
+    start = lines.index(f"define {name}")
+    return lines[start + 1 : lines.index("endef", start)]
+
+
+def installed() -> dict[str, str]:
+    """The package's files, as Package/phoneprov/install puts them: {path on the router:
+    the repository file it comes from}. Only the commands the recipe uses are understood;
+    anything else fails the test."""
+    files = tracked()
+    result: dict[str, str] = {}
+
+    def source(token: str) -> str:
+        if token.startswith(BUILD):
+            path = token[len(BUILD) :]
+            return GENERATED.get(path, path)
+        assert token.startswith("./"), f"a source from neither the build dir nor ./: {token}"
+        return "conf/openwrt/" + token[2:]
+
+    for line in make_block("Package/phoneprov/install"):
+        command, *args = line.split()
+        assert all(a.startswith(("$(1)/", BUILD, "./")) for a in args), line
+        if command == "$(INSTALL_DIR)":
+            continue
+        *sources, target = args
+        target = target.removeprefix("$(1)")
+        for src in map(source, sources):
+            name = src.rstrip("/").rsplit("/", 1)[-1]
+            if command == "$(CP)":
+                under = [f for f in files if f.startswith(src.rstrip("/") + "/")]
+                assert under, f"{src}: nothing tracked there"
+                for file in under:
+                    result[target.rstrip("/") + "/" + name + file[len(src.rstrip("/")) :]] = file
+            else:
+                assert command in ("$(INSTALL_BIN)", "$(INSTALL_DATA)", "$(INSTALL_CONF)"), line
+                assert src in files, f"{src} is not a file of the repository"
+                result[target + name if target.endswith("/") else target] = src
+    return result
+
+
+def test_the_recipe_installs_only_files_of_the_repository():
+    package = installed()
+    assert package, "Package/phoneprov/install copies nothing"
+    assert set(package.values()) <= tracked()
+
+
+def test_the_recipe_installs_everything_the_appliance_runs():
+    """The whole Python package (the command line imports every adapter; data files too),
+    the hook, the example inventory and templates, and every file in conf/openwrt/files."""
+    package = set(installed().values())
+    needed = {
+        f
+        for f in tracked()
+        if f.startswith(("plugin/phoneprov/", "conf/templates/", "conf/openwrt/files/"))
+    }
+    needed |= {"hooks/dnsmasq-dhcp-script", "conf/inventory.toml", "conf/phoneprov.toml"}
+    assert sorted(needed - package) == []
+
+
+def test_the_paths_the_shell_files_use_are_the_packages():
+    package = installed()
+    handler = HANDLER.read_text()
+    init = SHELL_FILES["init"].read_text()
+    defaults = SHELL_FILES["uci-defaults"].read_text()
+    assert package["/etc/hotplug.d/dhcp/50-phoneprov"] == "conf/openwrt/files/phoneprov.hotplug"
+    assert package["/etc/init.d/phoneprov"] == "conf/openwrt/files/phoneprov.init"
+    assert package["/etc/uci-defaults/90-phoneprov"] == "conf/openwrt/files/phoneprov.uci-defaults"
+    assert package["/usr/bin/phoneprov"] == "conf/openwrt/files/phoneprov.bin"
+    assert package["/lib/upgrade/keep.d/phoneprov"] == "conf/openwrt/files/phoneprov.keep"
+    hook = SHIPPED_HOOK.strip().split("=", 1)[1]
+    assert package[hook] == "hooks/dnsmasq-dhcp-script"
+    assert "PHONEPROV=/usr/bin/phoneprov\n" in init
+    plugin = "/usr/lib/phoneprov/plugin"
+    assert package[plugin + "/phoneprov/cli/__init__.py"] == "plugin/phoneprov/cli/__init__.py"
+    assert package[plugin + "/phoneprov/data/dseries-schema.json"]
+    assert f'sys.path.insert(0, "{plugin}")' in (OPENWRT / "files" / "phoneprov.bin").read_text()
+    assert f"PYTHONPATH={plugin}\n" in init
+    assert "phoneprov_shipped=/usr/lib/phoneprov/conf\n" in defaults
+    for shipped in ("openwrt/phoneprov.toml", "inventory.toml", "templates/device.xml.j2"):
+        assert "/usr/lib/phoneprov/conf/" + shipped in package
+    # the handler runs the hook; the hook's shebang and the handler use the same Python
+    assert SHIPPED_PYTHON == "phoneprov_python=/usr/bin/python3\n"
+    assert HOOK.read_text().startswith("#!/usr/bin/python3 -IS\n")
+    assert (
+        "/etc/hotplug.d/dhcp/50-phoneprov" in handler and "/etc/hotplug.d/dhcp/50-phoneprov" in init
+    )
+    assert (OPENWRT / "files" / "phoneprov.keep").read_text() == "/etc/phoneprov/\n"
+
+
+def test_the_prerm_detaches_with_the_init_scripts_command():
+    prerm = "\n".join(make_block("Package/phoneprov/prerm"))
+    assert "/etc/init.d/phoneprov detach" in prerm
+    assert 'EXTRA_COMMANDS="snippet detach"' in SHELL_FILES["init"].read_text()
+
+
+def test_the_recipe_depends_on_openwrts_python_packages():
+    text = MAKEFILE.read_text()
+    depends = text.split("DEPENDS:=", 1)[1].split("\nendef", 1)[0].replace("\\\n", " ").split()
+    assert set(depends) == {
+        "+python3-light",
+        "+python3-sqlite3",  # split out of python3-light: the state database, the hook
+        "+python3-asyncio",  # SIP
+        "+python3-logging",
+        "+python3-ctypes",  # apply's syncfs (dnsmasq/manifest.py)
+        "+python3-urllib",  # doctor's fetch (phone/simulator.py)
+        "+python3-click",
+        "+python3-flask",
+        "+python3-jinja2",
+        "+python3-lxml",
+        "+uwsgi",
+        "+uwsgi-python3-plugin",
+    }
+    assert "PKGARCH:=all" in text
+
+
+# --- the OpenWrt example config: conf/phoneprov.toml through phoneprov-toml.sed ----------
+
+
+def openwrt_config(tmp_path: Path) -> Path:
+    """The config the package installs as /usr/lib/phoneprov/conf/openwrt/phoneprov.toml,
+    made as Build/Prepare makes it, beside the example inventory and templates."""
+    script = OPENWRT / "phoneprov-toml.sed"
+    assert f"sed -f ./{script.name} $(PKG_BUILD_DIR)/conf/phoneprov.toml" in MAKEFILE.read_text()
+    out = subprocess.run(
+        ["sed", "-f", str(script), str(ROOT / "conf" / "phoneprov.toml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = tmp_path / "phoneprov.toml"
+    path.write_text(out)
+    shutil.copy(ROOT / "conf" / "inventory.toml", tmp_path / "inventory.toml")
+    shutil.copytree(ROOT / "conf" / "templates", tmp_path / "templates")
+    return path
+
+
+def test_every_sed_line_changes_exactly_one_line_of_the_config(tmp_path):
+    """A key renamed or moved in conf/phoneprov.toml must not silently keep a Debian path."""
+    original = (ROOT / "conf" / "phoneprov.toml").read_text().splitlines()
+    script = [
+        line
+        for line in (OPENWRT / "phoneprov-toml.sed").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    for expression in script:
+        out = subprocess.run(
+            ["sed", "-e", expression, str(ROOT / "conf" / "phoneprov.toml")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        assert len(out) == len(original)
+        assert sum(a != b for a, b in zip(original, out, strict=True)) == 1, expression
+
+
+def test_the_openwrt_config_passes_the_schema_with_openwrts_paths(tmp_path):
+    from phoneprov.config import load_config
+
+    config = load_config(openwrt_config(tmp_path))
+    assert str(config.dhcp.hostsdir) == "/etc/phoneprov/dnsmasq/hosts"
+    assert str(config.dhcp.optsdir) == "/etc/phoneprov/dnsmasq/opts"
+    assert str(config.state) == "/etc/phoneprov/state/state.db"
+    assert str(config.security.secret_file) == "/etc/phoneprov/secret"
+    assert str(config.dhcp.leasefile) == "/tmp/dhcp.leases"
+    assert str(config.dhcp.dnsmasq_pidfile) == "/var/run/dnsmasq/dnsmasq.cfg01411c.pid"
+    assert config.server.interface == "br-lan"
+    assert "/var/lib/" not in (tmp_path / "phoneprov.toml").read_text()
+    # what the handler and the init script expect of it
+    settings = SHIPPED_SETTINGS.strip().split("=", 1)[1]
+    assert settings == f"{config.dhcp.hostsdir}/.phoneprov-applied"
+    init = SHELL_FILES["init"].read_text()
+    assert f"PHONEPROV_DNSMASQ_DIR={config.dhcp.hostsdir.parent}\n" in init
+    assert config.dhcp.optsdir.parent == config.dhcp.hostsdir.parent
+    assert f"PHONEPROV_CONFIG={DEFAULT_CONFIG}\n" in init
+
+
+def test_the_uci_defaults_edits_find_their_lines(tmp_path):
+    """uci-defaults puts the LAN device and the dnsmasq section's pid file into the config
+    with sed: each of its patterns must match one line of the shipped OpenWrt config."""
+    lines = openwrt_config(tmp_path).read_text().splitlines()
+    assert sum(line == 'interface = "br-lan"' for line in lines) == 1
+    assert sum(line.endswith('/dnsmasq.cfg01411c.pid"') for line in lines) == 1
+    defaults = SHELL_FILES["uci-defaults"].read_text()
+    assert 's|^interface = \\"br-lan\\"\\$|' in defaults
+    assert 's|/dnsmasq\\.cfg01411c\\.pid\\"\\$|' in defaults
