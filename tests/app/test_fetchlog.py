@@ -1,0 +1,54 @@
+"""The fetch log's writer: batches on a timer (a request wakes no thread), drains at close,
+and is woken early when the queue is full (requests wait, memory stays bounded)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from phoneprov.state.db import State
+from phoneprov.web import fetchlog
+from phoneprov.web.fetchlog import FetchLog, Row
+
+
+def rows(n: int, start: float = 1e9) -> list[Row]:
+    return [(start + i, "00095200000E", "10.0.0.7", f"/prov/D200/{i}", 200, 100) for i in range(n)]
+
+
+def test_a_burst_is_one_transaction_and_close_writes_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    write = FetchLog._write
+
+    def counted(self: FetchLog, state: State, batch: list[Row]) -> bool:
+        batches.append(len(batch))
+        return write(self, state, batch)
+
+    monkeypatch.setattr(FetchLog, "_write", counted)
+    log = FetchLog(tmp_path / "s.db")
+    started = time.monotonic()
+    for row in rows(200):  # requests, each letting other threads run in between
+        log.add(row)
+        time.sleep(0.0002)
+    wake_ups = (time.monotonic() - started) / fetchlog.FLUSH_S
+    log.close()
+    assert sum(batches) == 200
+    assert len(batches) <= wake_ups + 2, batches  # one per wake-up, not one per few rows
+    with State(tmp_path / "s.db") as state:
+        assert len(state.fetches(limit=500)) == 200
+
+
+def test_a_full_queue_wakes_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetchlog, "FLUSH_S", 60.0)  # it would sleep through this test
+    monkeypatch.setattr(fetchlog, "MAX_QUEUED", 10)
+    log = FetchLog(tmp_path / "s.db")
+    started = time.monotonic()
+    for row in rows(100):
+        log.add(row)
+    assert time.monotonic() - started < 5.0
+    log.close()
+    with State(tmp_path / "s.db") as state:
+        assert len(state.fetches(limit=200)) == 100
