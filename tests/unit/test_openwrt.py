@@ -398,107 +398,182 @@ def test_init_never_reloads_dnsmasq():
     assert any("/etc/init.d/dnsmasq restart" in line for line in code)
 
 
-# --- the recipe: what Package/phoneprov/install copies ----------------------------------
+# --- the recipe: what Package/phoneprov/install puts into the package --------------------
 
 MAKEFILE = OPENWRT / "Makefile"
-BUILD = "$(PKG_BUILD_DIR)/"
-GENERATED = {"phoneprov-openwrt.toml": "conf/phoneprov.toml"}  # Build/Prepare: sed -f
+# Stand-ins for OpenWrt's rules.mk and package.mk: the install commands as OpenWrt defines
+# them, and a `stage` target that runs the recipe's Build/Prepare, Build/Compile and
+# Package/phoneprov/install into a directory, as OpenWrt's package build does.
+STUB_PACKAGE_MK = """\
+PKG_BUILD_DIR ?= $(BUILD_DIR)/$(PKG_NAME)-$(PKG_VERSION)
+INSTALL_DIR := install -d -m0755
+INSTALL_BIN := install -m0755
+INSTALL_DATA := install -m0644
+INSTALL_CONF := install -m0600
+CP := cp -fpR
+define BuildPackage
+stage:
+\trm -rf $(PKG_BUILD_DIR) $(STAGE)
+\t$(call Build/Prepare)
+\t$(call Build/Compile)
+\t$(call Package/$(1)/install,$(STAGE))
+endef
+"""
 
 
-def tracked() -> set[str]:
-    out = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True
-    ).stdout
-    return {path for path in out.decode().split("\0") if path}
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    """The package's files, made by running the recipe (its sources: the checkout's HEAD)."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    work = tmp_path_factory.mktemp("openwrt-build")
+    (work / "rules.mk").write_text("")
+    (work / "package.mk").write_text(STUB_PACKAGE_MK)
+    stage = work / "stage"
+    subprocess.run(
+        [
+            *("make", "-s", "-C", str(OPENWRT), f"TOPDIR={work}", f"INCLUDE_DIR={work}"),
+            *(f"BUILD_DIR={work / 'build'}", f"STAGE={stage}", "stage"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return stage
 
 
 def make_block(name: str) -> list[str]:
+    """The lines of `define NAME` ... `endef` in the recipe."""
     lines = MAKEFILE.read_text().splitlines()
     start = lines.index(f"define {name}")
     return lines[start + 1 : lines.index("endef", start)]
 
 
-def installed() -> dict[str, str]:
-    """The package's files, as Package/phoneprov/install puts them: {path on the router:
-    the repository file it comes from}. Only the commands the recipe uses are understood;
-    anything else fails the test."""
-    files = tracked()
-    result: dict[str, str] = {}
-
-    def source(token: str) -> str:
-        if token.startswith(BUILD):
-            path = token[len(BUILD) :]
-            return GENERATED.get(path, path)
-        assert token.startswith("./"), f"a source from neither the build dir nor ./: {token}"
-        return "conf/openwrt/" + token[2:]
-
-    for line in make_block("Package/phoneprov/install"):
-        command, *args = line.split()
-        assert all(a.startswith(("$(1)/", BUILD, "./")) for a in args), line
-        if command == "$(INSTALL_DIR)":
-            continue
-        *sources, target = args
-        target = target.removeprefix("$(1)")
-        for src in map(source, sources):
-            name = src.rstrip("/").rsplit("/", 1)[-1]
-            if command == "$(CP)":
-                under = [f for f in files if f.startswith(src.rstrip("/") + "/")]
-                assert under, f"{src}: nothing tracked there"
-                for file in under:
-                    result[target.rstrip("/") + "/" + name + file[len(src.rstrip("/")) :]] = file
-            else:
-                assert command in ("$(INSTALL_BIN)", "$(INSTALL_DATA)", "$(INSTALL_CONF)"), line
-                assert src in files, f"{src} is not a file of the repository"
-                result[target + name if target.endswith("/") else target] = src
-    return result
+def committed() -> list[str]:
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-tree", "-r", "--name-only", "-z", "HEAD"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return [path for path in out.decode().split("\0") if path]
 
 
-def test_the_recipe_installs_only_files_of_the_repository():
-    package = installed()
-    assert package, "Package/phoneprov/install copies nothing"
-    assert set(package.values()) <= tracked()
+def committed_bytes(path: str) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"HEAD:{path}"], capture_output=True, check=True
+    ).stdout
 
 
-def test_the_recipe_installs_everything_the_appliance_runs():
-    """The whole Python package (the command line imports every adapter; data files too),
-    the hook, the example inventory and templates, and every file in conf/openwrt/files."""
-    package = set(installed().values())
-    needed = {
-        f
-        for f in tracked()
-        if f.startswith(("plugin/phoneprov/", "conf/templates/", "conf/openwrt/files/"))
+def sed_config() -> bytes:
+    """conf/phoneprov.toml (HEAD) through phoneprov-toml.sed, as Build/Prepare makes it."""
+    return subprocess.run(
+        ["sed", "-f", str(OPENWRT / "phoneprov-toml.sed")],
+        input=committed_bytes("conf/phoneprov.toml"),
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+# What the package must hold: {path on the router: (where it comes from, mode)}. Sources
+# under files/ are this checkout's; the rest is the commit the recipe builds (HEAD).
+def expected_package() -> dict[str, tuple[str, int]]:
+    lib = "/usr/lib/phoneprov"
+    files = {
+        f"{lib}/{path}": (path, 0o644)
+        for path in committed()
+        if path.startswith("plugin/phoneprov/")
     }
-    needed |= {"hooks/dnsmasq-dhcp-script", "conf/inventory.toml", "conf/phoneprov.toml"}
-    assert sorted(needed - package) == []
+    files |= {
+        f"{lib}/conf/{path[5:]}": (path, 0o644)
+        for path in committed()
+        if path.startswith("conf/templates/")
+    }
+    own = "conf/openwrt/files/"
+    files |= {
+        f"{lib}/hooks/dnsmasq-dhcp-script": ("hooks/dnsmasq-dhcp-script", 0o755),
+        f"{lib}/conf/inventory.toml": ("conf/inventory.toml", 0o644),
+        f"{lib}/conf/openwrt/phoneprov.toml": ("(sed)", 0o644),
+        "/usr/bin/phoneprov": (own + "phoneprov.bin", 0o755),
+        "/etc/init.d/phoneprov": (own + "phoneprov.init", 0o755),
+        "/etc/hotplug.d/dhcp/50-phoneprov": (own + "phoneprov.hotplug", 0o644),
+        "/etc/uci-defaults/90-phoneprov": (own + "phoneprov.uci-defaults", 0o755),
+        "/lib/upgrade/keep.d/phoneprov": (own + "phoneprov.keep", 0o644),
+    }
+    return files
+
+
+def staged_files(stage: Path) -> dict[str, Path]:
+    return {"/" + str(p.relative_to(stage)): p for p in stage.rglob("*") if not p.is_dir()}
+
+
+def test_the_package_holds_exactly_the_appliances_files(package):
+    """The whole Python package (the command line imports every adapter; its data files),
+    the hook, the example inventory and templates, the OpenWrt config and the files in
+    conf/openwrt/files, byte for byte and with their modes; nothing else."""
+    staged = staged_files(package)
+    expected = expected_package()
+    assert sorted(set(expected) - set(staged)) == []
+    assert sorted(set(staged) - set(expected)) == []
+    for path, (source, mode) in expected.items():
+        if source == "(sed)":
+            wanted = sed_config()
+        elif source.startswith("conf/openwrt/files/"):
+            wanted = (ROOT / source).read_bytes()
+        else:
+            wanted = committed_bytes(source)
+        assert staged[path].read_bytes() == wanted, path
+        assert staged[path].stat().st_mode & 0o7777 == mode, path
+    assert not [p for p in staged if "__pycache__" in p or p.endswith(".pyc")]
+
+
+def test_every_file_in_conf_openwrt_files_is_in_the_package():
+    shipped = {source for source, _ in expected_package().values()}
+    assert (
+        sorted(
+            f"conf/openwrt/files/{p.name}"
+            for p in (OPENWRT / "files").iterdir()
+            if f"conf/openwrt/files/{p.name}" not in shipped
+        )
+        == []
+    )
+
+
+def test_the_packages_hook_records_a_lease_through_the_handler(package, tmp_path):
+    """The hook as the package lays it out (hooks/ beside plugin/), run by the handler."""
+    hook = package / "usr/lib/phoneprov/hooks/dnsmasq-dhcp-script"
+    shell = SHELLS["busybox"] or SHELLS["dash"]
+    if shell is None:
+        pytest.skip("needs busybox or dash")
+    hotplug = Hotplug(tmp_path, shell)
+    text = hotplug.handler.read_text().replace(
+        f"phoneprov_hook='{HOOK}'", f"phoneprov_hook='{hook}'"
+    )
+    hotplug.handler.write_text(text)
+    hotplug.run(**event("add", HOSTNAME="d200"))
+    assert hotplug.argvs() == [f"-IS {hook} add {KNOWN} 10.231.0.100 d200"]
+    assert hotplug.leases()["00095200000E"].hostname == "d200"
+    assert hotplug.hook_log() == ""
 
 
 def test_the_paths_the_shell_files_use_are_the_packages():
-    package = installed()
-    handler = HANDLER.read_text()
+    package = expected_package()
     init = SHELL_FILES["init"].read_text()
     defaults = SHELL_FILES["uci-defaults"].read_text()
-    assert package["/etc/hotplug.d/dhcp/50-phoneprov"] == "conf/openwrt/files/phoneprov.hotplug"
-    assert package["/etc/init.d/phoneprov"] == "conf/openwrt/files/phoneprov.init"
-    assert package["/etc/uci-defaults/90-phoneprov"] == "conf/openwrt/files/phoneprov.uci-defaults"
-    assert package["/usr/bin/phoneprov"] == "conf/openwrt/files/phoneprov.bin"
-    assert package["/lib/upgrade/keep.d/phoneprov"] == "conf/openwrt/files/phoneprov.keep"
     hook = SHIPPED_HOOK.strip().split("=", 1)[1]
-    assert package[hook] == "hooks/dnsmasq-dhcp-script"
+    assert package[hook][0] == "hooks/dnsmasq-dhcp-script"
+    assert SHIPPED_PYTHON == "phoneprov_python=/usr/bin/python3\n"
+    assert HOOK.read_text().startswith("#!/usr/bin/python3 -IS\n")  # the same interpreter
+    assert package["/usr/bin/phoneprov"][0].endswith("phoneprov.bin")
     assert "PHONEPROV=/usr/bin/phoneprov\n" in init
     plugin = "/usr/lib/phoneprov/plugin"
-    assert package[plugin + "/phoneprov/cli/__init__.py"] == "plugin/phoneprov/cli/__init__.py"
-    assert package[plugin + "/phoneprov/data/dseries-schema.json"]
+    assert f"{plugin}/phoneprov/cli/__init__.py" in package
     assert f'sys.path.insert(0, "{plugin}")' in (OPENWRT / "files" / "phoneprov.bin").read_text()
     assert f"PYTHONPATH={plugin}\n" in init
     assert "phoneprov_shipped=/usr/lib/phoneprov/conf\n" in defaults
-    for shipped in ("openwrt/phoneprov.toml", "inventory.toml", "templates/device.xml.j2"):
-        assert "/usr/lib/phoneprov/conf/" + shipped in package
-    # the handler runs the hook; the hook's shebang and the handler use the same Python
-    assert SHIPPED_PYTHON == "phoneprov_python=/usr/bin/python3\n"
-    assert HOOK.read_text().startswith("#!/usr/bin/python3 -IS\n")
-    assert (
-        "/etc/hotplug.d/dhcp/50-phoneprov" in handler and "/etc/hotplug.d/dhcp/50-phoneprov" in init
-    )
+    for shipped in ("openwrt/phoneprov.toml", "inventory.toml", "templates"):
+        assert f'"$phoneprov_shipped/{shipped}"' in defaults
+    assert "/etc/hotplug.d/dhcp/50-phoneprov" in package
+    assert "/etc/hotplug.d/dhcp/50-phoneprov" in init  # the snippet's note
     assert (OPENWRT / "files" / "phoneprov.keep").read_text() == "/etc/phoneprov/\n"
 
 
