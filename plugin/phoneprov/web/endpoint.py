@@ -17,9 +17,8 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from ..config import Config
@@ -67,8 +66,7 @@ TOKEN_IN_PATH = re.compile(r"^/t/([^/]{0,4})[^/]*/")
 Headers = list[tuple[str, str]]
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):  # one per request: a third of a frozen dataclass's cost to make
     status: int
     body: bytes
     content_type: str = TEXT_TYPE
