@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,18 @@ SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/source
 LEFT_ALONE = ("./var/cache/", "./var/lib/apt/", "./var/lib/dpkg/", "./var/log/", "./tmp/")
 SHADOW_BACKUPS = {"./etc/passwd-", "./etc/group-", "./etc/shadow-", "./etc/gshadow-"}
 PHONE_MAC, PHONE_IP = "00:09:52:00:00:0e", "10.231.0.50"
+SERVER, ENTRY = "http://10.231.0.1:8080", "prov.py?mac=00095200000E"
+FETCH = """
+import sys, time, urllib.error, urllib.request
+for _ in range(100):  # until serve listens (bounded: 20 s)
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=5) as reply:
+            print(reply.status); print(reply.read().decode()); break
+    except urllib.error.HTTPError as e:
+        print(e.code); break
+    except OSError:
+        time.sleep(0.2)
+"""
 
 
 def depends(deb: Path) -> list[str]:
@@ -104,6 +117,27 @@ def test_the_package_sets_up_a_clean_debian_root_and_leaves_nothing(
         # the hook as dnsmasq runs it, with Debian's python3 -IS
         chroot("/var/lib/phoneprov/dnsmasq-dhcp-script", "add", PHONE_MAC, PHONE_IP)
         assert PHONE_IP in chroot("phoneprov", "leases", "--json").stdout
+
+        # serve as the unit starts it: Debian's uwsgi-core, then the service user
+        serve_log = root / "tmp" / "serve.log"
+        with serve_log.open("w") as out:
+            server = lab.spawn(
+                appliance, ["chroot", str(root), "phoneprov", "serve"], stdout=out, stderr=out
+            )
+        phone = lab.add_host("phone", f"{PHONE_IP}/24")  # holds the lease the hook recorded
+        fetched = lab.run(phone, [sys.executable, "-c", FETCH, f"{SERVER}/{ENTRY}"], timeout=60)
+        status, _, body = fetched.stdout.partition("\n")
+        if status != "200":
+            lab.stop(server)
+            pytest.fail(f"{fetched.stdout}\nserve said:\n{serve_log.read_text()}")
+        assert "<referencedSettings" in body, fetched.stdout
+        stranger = lab.run(appliance, [sys.executable, "-c", FETCH, f"{SERVER}/{ENTRY}"])
+        assert stranger.stdout.startswith("403"), stranger.stdout  # lease mode
+        assert lab.stop(server) == 0
+        log = serve_log.read_text()
+        assert "uwsgi-core" in log or "/usr/bin/uwsgi" in log or "Python version: 3.11" in log, log
+        workers = re.findall(r"spawned uWSGI worker 1 \(pid: \d+", log)
+        assert workers and "setuid() to " in log, log  # the worker runs as phoneprov
 
         again = chroot("phoneprov", "setup")
         assert "setup: nothing changed, everything was set up already" in again.stdout

@@ -50,6 +50,8 @@ GRACEFUL_ON_SIGTERM = "unix_signal:15 gracefully_kill_them_all"
 # and in the worker (no handshake, no TIME_WAIT); reachable from the same places (this
 # network namespace) and gone with the process: no file to place, own or clean up.
 WORKER_SOCKET = "@phoneprov-serve-{pid}"
+DEBIAN_PLUGINS = Path("/usr/lib/uwsgi/plugins")  # uwsgi-core's http, uwsgi-plugin-python3's
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # where `phoneprov` is imported from
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,25 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format=LOG_FORMAT, force=True)
 
 
-def uwsgi_binary() -> str:
+def uwsgi_binary() -> list[str]:
+    """uWSGI with Python: the PyPI build beside this interpreter (Python built in), else
+    Debian's `uwsgi-core` with its HTTP router plugin and the plugin for this very Python
+    version (`python311`), else a `uwsgi` on PATH."""
     beside = Path(sys.executable).parent / "uwsgi"
-    found = str(beside) if beside.exists() else shutil.which("uwsgi")
-    if not found:
-        raise ConfigError("uWSGI is not installed (pip install uwsgi, built with OpenSSL)")
-    return found
+    if beside.exists() and Path(os.path.realpath(beside)).name != "uwsgi-core":
+        return [str(beside)]  # (Debian's /usr/bin/uwsgi is its uwsgi-core: no Python in it)
+    core = shutil.which("uwsgi-core")
+    plugin = f"python{sys.version_info.major}{sys.version_info.minor}"
+    if core and (DEBIAN_PLUGINS / f"{plugin}_plugin.so").exists():
+        return [core, "--plugin", f"http,{plugin}"]
+    found = shutil.which("uwsgi")
+    if found:
+        return [found]
+    raise ConfigError(
+        f"uWSGI for Python {sys.version_info.major}.{sys.version_info.minor} is not installed: "
+        "on Debian `apt install uwsgi-core uwsgi-plugin-python3`, elsewhere "
+        "`pip install 'phoneprov[server]'` (builds it: gcc, Python headers, OpenSSL headers)"
+    )
 
 
 def uwsgi_argv(options: ServeOptions) -> list[str]:
@@ -84,7 +99,7 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
         raise ConfigError(f"listen must be host:port, not {options.listen!r}")
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError("TLS needs both a certificate and a key file")
-    argv = [uwsgi_binary(), "--strict", "--need-app", "--enable-threads"]
+    argv = [*uwsgi_binary(), "--strict", "--need-app", "--enable-threads"]
     if options.tls_cert and options.tls_key:
         argv += ["--https", f"{options.listen},{options.tls_cert},{options.tls_key}"]
     else:
@@ -92,7 +107,7 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
     argv += ["--socket", WORKER_SOCKET.format(pid=os.getpid())]  # the router's way to workers
     argv += ["--http-keepalive", "--http-timeout", str(HTTP_TIMEOUT_S)]
     argv += ["--http-headers-timeout", str(HTTP_TIMEOUT_S), "--no-defer-accept"]
-    argv += ["--home", sys.prefix, "--wsgi", APP_MODULE]
+    argv += ["--home", sys.prefix, "--pythonpath", str(PACKAGE_PARENT), "--wsgi", APP_MODULE]
     argv += ["--processes", str(max(1, options.processes)), "--threads", str(options.threads)]
     argv += ["--master", "--lazy-apps", "--hook-master-start", GRACEFUL_ON_SIGTERM]
     argv += ["--listen", str(_backlog())]
