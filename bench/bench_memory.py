@@ -153,6 +153,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3, help="wrk warm-up seconds")
     parser.add_argument("--separate-pnp", action="store_true", help="serve + `phoneprov pnp`")
     parser.add_argument("--odd-request", action="store_true", help="also after a POST")
+    parser.add_argument("--cache-mb", type=int, default=16, help="server.cache_mb")
+    parser.add_argument(
+        "--http",
+        choices=("router", "socket"),
+        default="router",
+        help="server.http: router (default) or socket (one process: the lean appliance)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces)")
@@ -164,7 +171,10 @@ def main() -> None:
         paths_file = root / "paths.txt"
         paths_file.write_text("\n".join(paths) + "\n")
         text = config.read_text().replace("127.0.0.1", APPLIANCE)
-        text = text.replace("[server]\n", '[server]\ninterface = "eth0"\n')
+        text = text.replace(
+            "[server]\n",
+            f'[server]\ninterface = "eth0"\nhttp = "{args.http}"\ncache_mb = {args.cache_mb}\n',
+        )
         pnp = "false" if args.separate_pnp else "true"
         config.write_text(text + f'[sip]\npnp = {pnp}\npnp_policy = "known"\n')
         appliance = lab.add_host("appliance", addr=f"{APPLIANCE}/24")
@@ -199,6 +209,7 @@ def main() -> None:
             time.sleep(1.0)  # let the fetch log's writer catch up
             print(f"{len(paths)} files of {args.devices} devices; warm-up: {how}; PnP: {url}")
             deployment = "serve + pnp (two services)" if args.separate_pnp else "serve, PnP inside"
+            deployment += f", server.http = {args.http}, cache_mb = {args.cache_mb}"
             report(services, baseline.pid, f"appliance side: {deployment}")
             if args.odd_request:
                 status = odd_request(phone.netns)

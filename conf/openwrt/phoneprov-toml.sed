@@ -12,3 +12,4 @@ s|^dnsmasq_pidfile = "/run/dnsmasq/dnsmasq.pid"$|dnsmasq_pidfile = "/var/run/dns
 s|^leasefile = "/var/lib/misc/dnsmasq.leases"$|leasefile = "/tmp/dhcp.leases"|
 s|^secret_file = "/var/lib/phoneprov/secret"$|secret_file = "/etc/phoneprov/secret"|
 s|^state = "/var/lib/phoneprov/state/state.db"$|state = "/etc/phoneprov/state/state.db"  # flash: a write per lease event and fetch; /tmp spares it, but forgets leases, fetches and auto-enrolled phones at each reboot|
+s|^http = "router"$|http = "socket"|

@@ -5,6 +5,7 @@ with that one on a clean Debian root), else one on PATH, else a clear error."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,27 @@ def test_debians_uwsgi_beside_usr_bin_python3_is_its_uwsgi_core(machine: Path) -
     (machine / "bin" / "uwsgi").symlink_to(core)  # /usr/bin/uwsgi -> alternatives -> core
     (machine / "plugins" / f"{PLUGIN}_plugin.so").touch()
     assert launcher.uwsgi_binary() == [str(core), "--plugin", f"http,{PLUGIN}"]
+
+
+def test_one_process_mode_has_no_router_and_no_master() -> None:
+    options = launcher.ServeOptions(listen="127.0.0.1:8080", http="socket")
+    argv = launcher.uwsgi_argv(options)
+    assert argv[argv.index("--http-socket") + 1] == "127.0.0.1:8080"
+    for router_or_master in ("--http", "--https", "--socket", "--master", "--processes"):
+        assert router_or_master not in argv
+    with pytest.raises(ConfigError, match="TLS needs uWSGI's HTTP router"):
+        launcher.uwsgi_argv(replace(options, tls_cert=Path("c"), tls_key=Path("k")))
+    with pytest.raises(ConfigError, match="one process only"):
+        launcher.uwsgi_argv(replace(options, processes=2))
+
+
+def test_openwrts_uwsgi_gets_its_python_plugin_by_path(
+    machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (machine / "sbin").mkdir()  # on PATH, not beside the interpreter
+    uwsgi = tool(machine / "sbin" / "uwsgi")
+    monkeypatch.setenv("PATH", str(machine / "sbin"))
+    plugin = machine / "python_plugin.so"
+    plugin.touch()
+    monkeypatch.setattr(launcher, "OPENWRT_PLUGIN", plugin)
+    assert launcher.uwsgi_binary() == [str(uwsgi), "--plugin", str(plugin)]

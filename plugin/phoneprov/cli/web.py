@@ -89,6 +89,7 @@ def serve(
         log_level=log_level.upper(),
         pnp=pnp,
         user=user,
+        http=config.server.http,
     )
     exec_server(str(config.path), options, server_url)
 

@@ -167,6 +167,8 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
             listen=v["server.listen"],
             layout=Layout(v["server.url_style"], v["server.query_path"]),
             user=v["server.user"],
+            http=v["server.http"],
+            cache_mb=v["server.cache_mb"],
         ),
         dhcp=DhcpConfig(
             mode=v["dhcp.mode"],

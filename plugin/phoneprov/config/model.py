@@ -15,6 +15,8 @@ class ServerConfig:
     listen: str
     layout: Layout
     user: str = ""  # `serve` drops to this user once its port is bound; "": stays
+    http: str = "router"  # "router": uWSGI's HTTP router + master + worker; "socket": one process
+    cache_mb: int = 16  # rendered files kept in memory by serve
 
 
 @dataclass(frozen=True)

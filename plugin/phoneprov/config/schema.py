@@ -21,6 +21,7 @@ from ..core.mac import norm_oui
 from ..core.sipmsg import parse_event
 
 DHCP_MODES = dnsmasq_conf.MODES
+HTTP_MODES = ("router", "socket")
 SECURITY_MODES = ("lease", "token", "open")
 PNP_POLICIES = ("known", "vendor")
 DEFAULT_CHECK_SYNC = "check-sync;reboot=false"
@@ -207,6 +208,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "url_style": _text("query", "entry URL style: query or path", _one_of(STYLES)),
         "query_path": _text("prov.py", "script name of the query style", query_path),
         "user": _text("", "user serve runs as once its port is bound (empty: stay)", user_name),
+        "http": _text(
+            "router",
+            "router: uWSGI's HTTP router, a master and the worker; socket: one process, the "
+            "worker speaks HTTP itself (lean: small routers, OpenWrt's uwsgi; no TLS)",
+            _one_of(HTTP_MODES),
+        ),
+        "cache_mb": Key(
+            (int,), 16, "rendered files serve keeps in memory (MB; 0: none)", _within(0, 1024)
+        ),
     },
     "dhcp": {
         "mode": _text("66+67", "66+67, 43, both or vendor", _one_of(DHCP_MODES)),

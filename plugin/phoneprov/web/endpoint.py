@@ -110,7 +110,12 @@ class Provisioning:
         state_path = config.state
         health = StateHealth(state_path)
         _create_state(state_path, health)
-        catalog = Catalog(config, server=server, extra=EnrolledRecords(state_path, health))
+        catalog = Catalog(
+            config,
+            server=server,
+            extra=EnrolledRecords(state_path, health),
+            max_cache_bytes=config.server.cache_mb << 20,
+        )
         leasefile = config.dhcp.leasefile if config.security.mode == "lease" else None
         leases = LeaseLookup(state_path, leasefile)
         if leases.leasefile is not None:

@@ -51,6 +51,7 @@ GRACEFUL_ON_SIGTERM = "unix_signal:15 gracefully_kill_them_all"
 # network namespace) and gone with the process: no file to place, own or clean up.
 WORKER_SOCKET = "@phoneprov-serve-{pid}"
 DEBIAN_PLUGINS = Path("/usr/lib/uwsgi/plugins")  # uwsgi-core's http, uwsgi-plugin-python3's
+OPENWRT_PLUGIN = Path("/usr/lib/uwsgi/python_plugin.so")  # uwsgi-python3-plugin (no router)
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # where `phoneprov` is imported from
 
 
@@ -63,6 +64,7 @@ class ServeOptions:
     tls_key: Path | None = None
     log_level: str = "INFO"
     pnp: bool = False  # the first worker runs the PnP responder too
+    http: str = "router"  # "socket": one process, the worker speaks HTTP (server.http)
     user: str | None = None  # uWSGI drops to this user once bound; None: server.user
 
 
@@ -74,7 +76,7 @@ def setup_logging(level: str) -> None:
 def uwsgi_binary() -> list[str]:
     """uWSGI with Python: the PyPI build beside this interpreter (Python built in), else
     Debian's `uwsgi-core` with its HTTP router plugin and the plugin for this very Python
-    version (`python311`), else a `uwsgi` on PATH."""
+    version (`python311`), else a `uwsgi` on PATH (with OpenWrt's Python plugin if there)."""
     beside = Path(sys.executable).parent / "uwsgi"
     if beside.exists() and Path(os.path.realpath(beside)).name != "uwsgi-core":
         return [str(beside)]  # (Debian's /usr/bin/uwsgi is its uwsgi-core: no Python in it)
@@ -83,6 +85,8 @@ def uwsgi_binary() -> list[str]:
     if core and (DEBIAN_PLUGINS / f"{plugin}_plugin.so").exists():
         return [core, "--plugin", f"http,{plugin}"]
     found = shutil.which("uwsgi")
+    if found and OPENWRT_PLUGIN.exists():  # OpenWrt's uwsgi: Python only as this plugin
+        return [found, "--plugin", str(OPENWRT_PLUGIN)]
     if found:
         return [found]
     raise ConfigError(
@@ -100,16 +104,26 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError("TLS needs both a certificate and a key file")
     argv = [*uwsgi_binary(), "--strict", "--need-app", "--enable-threads"]
-    if options.tls_cert and options.tls_key:
+    if options.http == "socket":  # one process: no router, no master (the lean appliance)
+        if options.tls_cert:
+            raise ConfigError("TLS needs uWSGI's HTTP router", "server.http = 'socket'")
+        if options.processes > 1:
+            raise ConfigError("one process only: --processes", "server.http = 'socket'")
+        argv += ["--http-socket", options.listen]
+    elif options.tls_cert and options.tls_key:
         argv += ["--https", f"{options.listen},{options.tls_cert},{options.tls_key}"]
     else:
         argv += ["--http", options.listen]
-    argv += ["--socket", WORKER_SOCKET.format(pid=os.getpid())]  # the router's way to workers
-    argv += ["--http-keepalive", "--http-timeout", str(HTTP_TIMEOUT_S)]
-    argv += ["--http-headers-timeout", str(HTTP_TIMEOUT_S), "--no-defer-accept"]
+    if options.http != "socket":
+        argv += ["--socket", WORKER_SOCKET.format(pid=os.getpid())]  # the router's to workers
+        argv += ["--http-keepalive", "--http-timeout", str(HTTP_TIMEOUT_S)]
+        argv += ["--http-headers-timeout", str(HTTP_TIMEOUT_S), "--no-defer-accept"]
     argv += ["--home", sys.prefix, "--pythonpath", str(PACKAGE_PARENT), "--wsgi", APP_MODULE]
-    argv += ["--processes", str(max(1, options.processes)), "--threads", str(options.threads)]
-    argv += ["--master", "--lazy-apps", "--hook-master-start", GRACEFUL_ON_SIGTERM]
+    if options.http == "socket":
+        argv += ["--threads", str(options.threads)]
+    else:
+        argv += ["--processes", str(max(1, options.processes)), "--threads", str(options.threads)]
+        argv += ["--master", "--lazy-apps", "--hook-master-start", GRACEFUL_ON_SIGTERM]
     argv += ["--listen", str(_backlog())]
     argv += ["--buffer-size", str(MAX_HEADER_BYTES), "--socket-timeout", str(SOCKET_TIMEOUT_S)]
     argv += ["--disable-logging", "--ignore-sigpipe", "--ignore-write-errors"]
@@ -236,6 +250,7 @@ def exec_server(config_file: str | None, options: ServeOptions, server_url: str 
     argv = uwsgi_argv(replace(options, user=user))
     env = dict(os.environ, PHONEPROV_LOG_LEVEL=options.log_level)
     env["PHONEPROV_PNP"] = "1" if options.pnp else "0"
+    env["PHONEPROV_ONE_PROCESS"] = "1" if options.http == "socket" else "0"
     if config_file:
         env["PHONEPROV_CONFIG"] = str(Path(config_file).resolve())
     if server_url:

@@ -4,7 +4,8 @@ Configuration comes from the environment `phoneprov serve` sets: $PHONEPROV_CONF
 $PHONEPROV_SERVER_URL / $PHONEPROV_LOG_LEVEL / $PHONEPROV_FAST_PATH / $PHONEPROV_PNP when
 given. With $PHONEPROV_PNP=1 the first worker also runs the SIP PnP responder, in a thread
 of its own: HTTP and PnP share one Python process (DESIGN §5 memory budget).
-At the worker's exit the responder is stopped first, then the fetch log is drained.
+At the worker's exit the responder is stopped first, then the fetch log is drained; in the
+one-process mode (server.http = "socket") the process then exits 0.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ _stops.append(_service.close)
 def _close() -> None:
     while _stops:
         _stops.pop(0)()
+    if os.environ.get("PHONEPROV_ONE_PROCESS") == "1":  # no master to say 0 for us: uWSGI
+        os._exit(0)  # would end this process with its "end" code, 30
 
 
 atexit.register(_close)
