@@ -20,8 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -355,18 +354,32 @@ def _mac_of(phone_name: str) -> str:
     return next((p.mac.replace(":", "").upper() for p in PHONES if p.name == phone_name), "")
 
 
-@contextmanager
-def _interruptible() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C, so the lab is torn down either way."""
+class _Interruption:
+    """Ctrl-C and SIGTERM end the demo, the lab torn down either way. The handler raises
+    KeyboardInterrupt wherever the program is; Python drops one raised inside a weakref
+    callback or a `__del__` ("Exception ignored in ..."), so it is also remembered and raised
+    again at the next step (`check`)."""
 
-    def stop(_sig: int, _frame: object) -> None:
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interruption:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._stop)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _stop(self, _sig: int, _frame: object) -> None:
+        self.hit = True
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def check(self) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
 
 
 def run_demo(keep_workdir: bool = False, wrong_password: str = "") -> bool:
@@ -380,13 +393,18 @@ def run_demo(keep_workdir: bool = False, wrong_password: str = "") -> bool:
     workdir = Path(tempfile.mkdtemp(prefix="phoneprov-demo-"))
     workdir.chmod(0o755)  # dnsmasq reads the per-device files as nobody
     try:
-        with _interruptible(), Lab(base="ppdemo") as lab:
+        with _Interruption() as interruption, Lab(base="ppdemo") as lab:
             demo = Demo(lab, workdir, wrong_password)
             try:
                 demo.set_up()
-                reports = {p.name: demo.provision(p) for p in PHONES}
+                reports = {}
+                for phone in PHONES:
+                    interruption.check()
+                    reports[phone.name] = demo.provision(phone)
+                interruption.check()
                 first = reports["phone1"]
                 changed = demo.change_and_resync(first) if first.ok else None
+                interruption.check()
                 identity = changed.identities[0] if changed and changed.identities else None
                 arrived = identity is not None and identity.displayname == CHANGED_NAME
                 say(f"\nchange arrived on phone1: {'yes' if arrived else 'NO'}")
