@@ -2,6 +2,8 @@
 on a clean Debian root, is tests/e2e/test_install.py): idempotent, dry runs change nothing,
 the admin's files are never overwritten, uninstall keeps the data unless purged."""
 
+import os
+
 import pytest
 
 from phoneprov.install import setup as install
@@ -89,3 +91,34 @@ def test_purge_goes_with_uninstall():
 
     result = CliRunner().invoke(cli, ["setup", "--purge"])
     assert result.exit_code == 2 and "--purge goes with --uninstall" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setup refuses to run without root")
+def test_the_whole_command_in_a_temp_layout(layout, monkeypatch):
+    """Setup, again (nothing changed), uninstall, purge: as root, in a temp layout, without
+    touching this machine's users (the clean-root e2e test does that for real)."""
+    from click.testing import CliRunner
+
+    from phoneprov.cli import cli
+    from phoneprov.cli import setup as command
+
+    monkeypatch.setattr(command, "Layout", lambda: layout)
+    monkeypatch.setattr(install, "_user_exists", lambda _name: True)
+    monkeypatch.setattr(install, "_del_user", lambda: None)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["setup", "--interface", "lo"])
+    assert first.exit_code == 0, first.output
+    assert f"ok: {layout.config}: 3 devices" in first.output
+    assert "ok: apply: 3 written" in first.output
+    assert "note: dnsmasq has not loaded the snippet yet" in first.output
+    assert "doctor:" in first.output and "failures" in first.output
+    assert f'hostsdir = "{layout.var}/dnsmasq/hosts"' in layout.config.read_text()
+    assert len(list((layout.var / "dnsmasq" / "hosts").iterdir())) >= 3
+    again = runner.invoke(cli, ["setup"])  # the interface comes from the config now
+    assert "setup: nothing changed, everything was set up already" in again.output
+    assert "ok: apply: 0 written, 3 unchanged" in again.output
+    removed = runner.invoke(cli, ["setup", "--uninstall"])
+    assert removed.exit_code == 0 and f"kept {layout.etc} and {layout.var}" in removed.output
+    assert "note: restart dnsmasq" in removed.output
+    purged = runner.invoke(cli, ["setup", "--uninstall", "--purge"])
+    assert purged.exit_code == 0 and not layout.etc.exists() and not layout.var.exists()

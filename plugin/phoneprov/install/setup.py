@@ -102,7 +102,7 @@ def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
         _directory(state, 0o750, USER),
         _admin_file(
             layout.config,
-            lambda: example_config(interface),
+            lambda: example_config(interface, layout),
             0o644,
             None,
             f"the example, server.interface = {interface}",
@@ -130,9 +130,11 @@ def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
     return steps
 
 
-def example_config(interface: str) -> str:
-    """conf/phoneprov.toml with `interface` as server.interface."""
+def example_config(interface: str, layout: Layout) -> str:
+    """conf/phoneprov.toml with `interface` as server.interface, its /var/lib/phoneprov paths
+    in `layout.var`."""
     text = (SOURCE / "conf" / "phoneprov.toml").read_text()
+    text = text.replace('"/var/lib/phoneprov/', f'"{layout.var}/')
     return re.sub(r'(?m)^interface = "[^"]*"', f'interface = "{interface}"', text, count=1)
 
 
