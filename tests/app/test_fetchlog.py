@@ -52,3 +52,18 @@ def test_a_full_queue_wakes_the_writer(tmp_path: Path, monkeypatch: pytest.Monke
     log.close()
     with State(tmp_path / "s.db") as state:
         assert len(state.fetches(limit=200)) == 100
+
+
+def test_a_batch_worth_of_rows_wakes_the_writer_before_its_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fetchlog, "FLUSH_S", 60.0)
+    log = FetchLog(tmp_path / "s.db")
+    for row in rows(fetchlog.WAKE_AT + 1):  # few rows wait in memory (each costs ~300 bytes)
+        log.add(row)
+    deadline = time.monotonic() + 5.0
+    with State(tmp_path / "s.db") as state:
+        while not state.fetches(limit=1) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert state.fetches(limit=1), "nothing written before the writer's tick"
+    log.close()

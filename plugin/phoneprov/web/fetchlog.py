@@ -1,9 +1,10 @@
 """The fetch log: every request is queued here and written to the state database in batches
 by one background thread, so a request does not wait for SQLite — unless the writer falls
 `MAX_QUEUED` rows behind: then it waits, rather than grow memory or drop rows. The writer
-wakes every `FLUSH_S`, not for each row: one transaction per wake-up instead of one per
-handful of rows (it was ~500 small transactions a second under load, each taking the GIL
-back from the request threads), and a request's `add` wakes no thread. While the database
+wakes every `FLUSH_S` or once `WAKE_AT` rows are queued, not for each row: one transaction
+per wake-up instead of one per handful of rows (it was ~500 small transactions a second
+under load, each taking the GIL back from the request threads), and about `WAKE_AT` rows
+at most wait in memory between wake-ups (~300 bytes each). While the database
 cannot be opened or written, the writer drops what it takes (so no request ever waits on a
 broken database) and says so once (`StateHealth`), opening it afresh for each batch until
 it works again. `close()` drains the queue (on clean shutdown); the thread starts in the
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("phoneprov.web")
 
-BATCH = 2000  # rows per transaction at most
+BATCH = 500  # rows per transaction at most
+WAKE_AT = 256  # queued rows that wake the writer before its next tick (rows cost ~300 bytes)
 MAX_QUEUED = 4096  # a full queue makes requests wait for the writer: memory stays bounded
-FLUSH_S = 0.05  # the writer wakes this often (or when full, or at close)
+FLUSH_S = 0.05  # the writer wakes this often, or at WAKE_AT rows, or at close
 BACKOFF_S = 0.002
 PRUNE_EVERY_S = 3600.0
 
@@ -62,9 +64,13 @@ class FetchLog:
     def add(self, row: Row) -> None:
         if self._pid != os.getpid():
             self._start()
-        while self._queue.qsize() > MAX_QUEUED:  # the writer is behind: wait for it
+        queued = self._queue.qsize()
+        if queued >= WAKE_AT and not self._wake.is_set():
+            self._wake.set()  # a batch is ready: write it now, not at the next tick
+        while queued > MAX_QUEUED:  # the writer is behind: wait for it
             self._wake.set()
             time.sleep(BACKOFF_S)
+            queued = self._queue.qsize()
         self._queue.put(row)
 
     def _start(self) -> None:
@@ -102,7 +108,9 @@ class FetchLog:
                 self._wake.wait(FLUSH_S)
                 self._wake.clear()
                 stopping = self._stopping
-                while batch := self._next_batch():  # everything queued, BATCH rows at a time
+                due = self._queue.qsize()  # rows queued meanwhile wait for the next wake-up
+                while due > 0 and (batch := self._take(min(due, BATCH))):
+                    due -= len(batch)
                     state = state or self._open()
                     if state is not None and not self._write(state, batch):
                         state.close()
@@ -111,12 +119,12 @@ class FetchLog:
             if state is not None:
                 state.close()
 
-    def _next_batch(self) -> list[Row]:
-        """Up to BATCH queued rows (none: the queue is empty)."""
+    def _take(self, count: int) -> list[Row]:
+        """Up to `count` queued rows."""
         batch: list[Row] = []
         get = self._queue.get_nowait
         try:
-            while len(batch) < BATCH:
+            while len(batch) < count:
                 batch.append(get())
         except queue.Empty:
             pass
