@@ -330,7 +330,10 @@ def _shown(path: str, query_mac: str | None) -> str:
     shown = f"{path}?mac={query_mac}" if query_mac is not None else path
     if shown.startswith("/t/"):
         shown = TOKEN_IN_PATH.sub(r"/t/\1.../", shown, count=1)
-    return shown[:MAX_LOGGED_PATH].encode("unicode_escape").decode("ascii")
+    shown = shown[:MAX_LOGGED_PATH]
+    if shown.isascii() and shown.isprintable() and "\\" not in shown:
+        return shown  # what a phone asks for: unicode_escape would give it back unchanged
+    return shown.encode("unicode_escape").decode("ascii")
 
 
 def _etag_matches(header: str, etag: str) -> bool:
