@@ -1,13 +1,20 @@
 """`phoneprov serve` vs nginx serving the same rendered files, one run, same machine (DESIGN §5).
 
     .venv/bin/python bench/bench_http.py [--devices 1000] [--seconds 10] [--connections 64]
+                                         [--runs 3] [--wrk-threads 1] [--no-fast-path]
+                                         [--also '--threads 1' ...]
 
 Builds a throwaway site (inventory of many D100/D200/D400 phones, security mode open,
 loopback only), renders every device's files once and writes them as static files for an
 nginx of our own (temp config, by PID). wrk cycles through every file of every device
-(bench/http/paths.lua) against both. Prints req/s, the ratio, p99 latency, and the server's
-resident memory (sum over all its processes). Goals: ≥ 0.10x nginx, p99 ≤ 20 ms at 64
-connections, RSS ≤ 60 MB. `--no-fast-path` measures the plain Flask path too.
+(bench/http/paths.lua) against both. Prints req/s, the ratio, latency percentiles (p50,
+p90, p99, p99.9, max), the CPU time all of a server's processes spent per request, and the
+server's resident memory (sum over all its processes). Goals (issue 14): ≥ 0.15x nginx,
+p99 ≤ 20 ms at 64 connections, RSS ≤ 60 MB. `--runs N` repeats the whole comparison (a
+fresh nginx and a fresh serve each time) N times in a row and prints every run's figures:
+the goals hold only when they hold in every run. `--no-fast-path` measures the plain
+Flask path too, `--also ARGS` `phoneprov serve ARGS` (same run, same nginx figures; the
+goals are judged on plain `phoneprov serve`).
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin"))
 LUA = ROOT / "bench" / "http" / "paths.lua"
 MODELS = ("D100", "D200", "D400")
+RATIO_GOAL, P99_GOAL_MS, RSS_GOAL_MB = 0.15, 20.0, 60.0
+PERCENTILES = ("p50", "p90", "p99", "p99.9", "max")
 
 from phoneprov.config import load_config  # noqa: E402
 from phoneprov.core.layout import ProvRequest, request_path  # noqa: E402
@@ -88,34 +98,85 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def wrk(port: int, paths_file: Path, seconds: int, connections: int) -> tuple[float, float]:
-    """(requests/s, p99 latency in ms) of one wrk run cycling through the paths."""
+@dataclass(frozen=True)
+class Figures:
+    rps: float
+    latency_ms: dict[str, float]  # PERCENTILES
+    cpu_us: float  # CPU time of all the server's processes per request
+    rss_mb: float
+    pss_mb: float
+
+    def line(self, label: str, baseline: Figures | None = None) -> str:
+        lat = "  ".join(f"{k} {self.latency_ms[k]:6.2f}" for k in PERCENTILES)
+        ratio = f"  = {self.rps / baseline.rps:.3f}x nginx" if baseline else ""
+        return (
+            f"{label:17} {self.rps:9.0f} req/s  {lat} ms  CPU {self.cpu_us:5.1f} us/req  "
+            f"RSS {self.rss_mb:5.1f} MB (PSS {self.pss_mb:5.1f}){ratio}"
+        )
+
+
+def wrk(
+    port: int, paths_file: Path, seconds: int, connections: int, threads: int
+) -> tuple[float, dict[str, float]]:
+    """(requests/s, latency percentiles in ms) of one wrk run cycling through the paths."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA),
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA),
          f"http://127.0.0.1:{port}"],
         env=dict(os.environ, PATHS_FILE=str(paths_file)),
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    if "Non-2xx" in out:
+    if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    latency = re.search(r"^LATENCY_MS (.*)$", out, re.M).group(1)  # type: ignore[union-attr]
+    return rps, {k: float(v) for k, v in (item.split("=") for item in latency.split())}
+
+
+def measure(pid: int, port: int, paths_file: Path, args: argparse.Namespace) -> Figures:
+    """wrk against a warm server (`pid` and its children): its figures."""
+    cpu_before = cpu_seconds(pid)
+    rps, latency = wrk(port, paths_file, args.seconds, args.connections, args.wrk_threads)
+    cpu = cpu_seconds(pid) - cpu_before
+    rss, pss = memory_mb(pid)
+    return Figures(rps, latency, cpu / (rps * args.seconds) * 1e6, rss, pss)
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and all its descendants (those alive)."""
+    pids, found = [pid], []
+    while pids:
+        p = pids.pop()
+        try:
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        found.append(p)
+        pids += [int(c) for c in children]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants so far."""
+    ticks = 0
+    for p in descendants(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
     """(RSS, PSS) of `pid` and all its descendants, summed; PSS splits shared pages."""
-    pids, rss, pss = [pid], 0, 0
-    while pids:
-        p = pids.pop()
+    rss, pss = 0, 0
+    for p in descendants(pid):
         try:
             rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
         except OSError:
             continue
         rss += int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
         pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
-        pids += [int(c) for c in children]
     return rss / 1024, pss / 1024
 
 
@@ -129,12 +190,62 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             proc.wait()
 
 
+def nginx_figures(root: Path, port: int, paths_file: Path, args: argparse.Namespace) -> Figures:
+    nginx = subprocess.Popen(["nginx", "-c", str(root / "nginx.conf"), "-p", str(root)])
+    try:
+        wait_port(port)
+        wrk(port, paths_file, 2, args.connections, args.wrk_threads)  # warm-up
+        return measure(nginx.pid, port, paths_file, args)
+    finally:
+        stop(nginx, signal.SIGQUIT)
+
+
+def serve_figures(
+    config: Path,
+    port: int,
+    paths_file: Path,
+    args: argparse.Namespace,
+    fast: str = "1",
+    extra: tuple[str, ...] = (),
+) -> Figures:
+    serve = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "phoneprov"), "serve", "-c", str(config),
+         "--log-level", "WARNING", *extra],
+        env=dict(os.environ, PHONEPROV_FAST_PATH=fast),
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        wrk(port, paths_file, 3, args.connections, args.wrk_threads)  # warm-up: fills the cache
+        return measure(serve.pid, port, paths_file, args)
+    finally:
+        stop(serve)
+
+
+def verdict(ratio: float, p99: float, rss: float) -> list[str]:
+    return [
+        f"ratio {'ok' if ratio >= RATIO_GOAL else 'MISSED'} (goal >= {RATIO_GOAL:.2f}x)",
+        f"p99 {'ok' if p99 <= P99_GOAL_MS else 'MISSED'} (goal <= {P99_GOAL_MS:.0f} ms)",
+        f"RSS {'ok' if rss <= RSS_GOAL_MB else 'MISSED'} (goal <= {RSS_GOAL_MB:.0f} MB)",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk -t (the same for both)")
+    parser.add_argument("--runs", type=int, default=1, help="the whole comparison, N times")
     parser.add_argument("--no-fast-path", action="store_true", help="also measure plain Flask")
+    parser.add_argument(
+        "--also",
+        metavar="ARGS",
+        action="append",
+        default=[],
+        help="also measure `phoneprov serve ARGS` (e.g. '--threads 1'), each run; "
+        "the goals are judged on plain `phoneprov serve`",
+    )
     args = parser.parse_args()
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
     if missing:
@@ -151,8 +262,10 @@ def main() -> None:
         paths = static_files(config, root / "www")
         paths_file = root / "paths.txt"
         paths_file.write_text("\n".join(paths) + "\n")
-        print(f"{len(paths)} files of {args.devices} devices, wrk -t1 -c{args.connections}")
-
+        print(
+            f"{len(paths)} files of {args.devices} devices, "
+            f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s"
+        )
         (root / "nginx.conf").write_text(
             f"worker_processes auto; daemon off; pid {root}/nginx.pid; error_log stderr;\n"
             "events { worker_connections 1024; }\n"
@@ -160,46 +273,33 @@ def main() -> None:
             f"  server {{ listen 127.0.0.1:{nginx_port}; root {root}/www;\n"
             "    default_type application/xml; } }\n"
         )
-        nginx = subprocess.Popen(["nginx", "-c", str(root / "nginx.conf"), "-p", str(root)])
-        try:
-            wait_port(nginx_port)
-            wrk(nginx_port, paths_file, 2, args.connections)  # warm-up
-            n_rps, n_p99 = wrk(nginx_port, paths_file, args.seconds, args.connections)
-            n_rss, n_pss = memory_mb(nginx.pid)
-        finally:
-            stop(nginx, signal.SIGQUIT)
-        print(
-            f"nginx static      {n_rps:9.0f} req/s  p99 {n_p99:6.2f} ms  "
-            f"RSS {n_rss:5.1f} MB (PSS {n_pss:5.1f})"
-        )
-
-        variants = [("phoneprov serve", "1")] + ([("  (no fast path)", "0")] * args.no_fast_path)
-        for label, fast in variants:
-            serve = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "phoneprov"), "serve", "-c", str(config),
-                 "--log-level", "WARNING"],
-                env=dict(os.environ, PHONEPROV_FAST_PATH=fast),
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                wait_port(pp_port)
-                wrk(pp_port, paths_file, 3, args.connections)  # warm-up: fills the cache
-                rps, p99 = wrk(pp_port, paths_file, args.seconds, args.connections)
-                rss, pss = memory_mb(serve.pid)
-            finally:
-                stop(serve)
-            ratio = rps / n_rps
-            print(
-                f"{label:17} {rps:9.0f} req/s  p99 {p99:6.2f} ms  RSS {rss:5.1f} MB "
-                f"(PSS {pss:5.1f})  = {ratio:.3f}x nginx"
+        results: list[tuple[float, float, float]] = []  # (ratio, p99, RSS) of each run
+        for run in range(1, args.runs + 1):
+            if args.runs > 1:
+                print(f"run {run}/{args.runs}")
+            nginx = nginx_figures(root, nginx_port, paths_file, args)
+            print(nginx.line("nginx static"))
+            served = serve_figures(config, pp_port, paths_file, args)
+            print(served.line("phoneprov serve", nginx))
+            ratio, p99 = served.rps / nginx.rps, served.latency_ms["p99"]
+            results.append((ratio, p99, served.rss_mb))
+            for extra in args.also:
+                also = serve_figures(config, pp_port, paths_file, args, extra=tuple(extra.split()))
+                print(also.line(f"  serve {extra}", nginx))
+            if args.no_fast_path:
+                flask = serve_figures(config, pp_port, paths_file, args, fast="0")
+                print(flask.line("  (no fast path)", nginx))
+            print("goals: " + ", ".join(verdict(ratio, p99, served.rss_mb)))
+        if args.runs > 1:
+            ratios, p99s, rsss = zip(*results, strict=True)
+            met = all(
+                r >= RATIO_GOAL and p <= P99_GOAL_MS and m <= RSS_GOAL_MB for r, p, m in results
             )
-            if fast == "1":
-                verdict = [
-                    f"ratio {'ok' if ratio >= 0.10 else 'MISSED'} (goal >= 0.10x)",
-                    f"p99 {'ok' if p99 <= 20 else 'MISSED'} (goal <= 20 ms)",
-                    f"RSS {'ok' if rss <= 60 else 'MISSED'} (goal <= 60 MB)",
-                ]
-                print("goals: " + ", ".join(verdict))
+            print(
+                f"{args.runs} runs: ratio {min(ratios):.3f}-{max(ratios):.3f}x, "
+                f"p99 {min(p99s):.2f}-{max(p99s):.2f} ms, RSS {min(rsss):.1f}-{max(rsss):.1f} MB; "
+                f"goals met in every run: {'yes' if met else 'NO'}"
+            )
 
 
 if __name__ == "__main__":
