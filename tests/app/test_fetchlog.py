@@ -66,3 +66,30 @@ def test_a_batch_worth_of_rows_wakes_the_writer_before_its_tick(
             time.sleep(0.01)
         assert state.fetches(limit=1), "nothing written before the writer's tick"
     log.close()
+
+
+def test_rows_are_written_as_they_came_a_hundred_to_a_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    open_state = FetchLog._open
+
+    def traced(self: FetchLog) -> State | None:
+        state = open_state(self)
+        assert state is not None
+        state.db.set_trace_callback(statements.append)
+        return state
+
+    monkeypatch.setattr(FetchLog, "_open", traced)
+    monkeypatch.setattr(fetchlog, "FLUSH_S", 60.0)
+    log = FetchLog(tmp_path / "s.db")
+    sent = rows(250, start=1e9 + 0.123456789)
+    sent[7] = (1e9 + 7.5, None, "10.0.0.8", "/prov.py?mac=\\x00", 404, 10)  # a refusal
+    for row in sent:
+        log.add(row)
+    log.close()
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == 3  # 100 + 100 + 50 rows: the GIL let go of 3 times, not 250
+    with State(tmp_path / "s.db") as state:
+        written = [tuple(vars(f).values()) for f in reversed(state.fetches(limit=500))]
+    assert written == sent
