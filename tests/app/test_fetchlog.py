@@ -57,6 +57,7 @@ def test_a_batch_worth_of_rows_wakes_the_writer_before_its_tick(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fetchlog, "FLUSH_S", 60.0)
+    State(tmp_path / "s.db").close()  # the database exists, as serve's does: no schema race
     log = FetchLog(tmp_path / "s.db")
     for row in rows(fetchlog.WAKE_AT + 1):  # few rows wait in memory (each costs ~300 bytes)
         log.add(row)
