@@ -69,7 +69,7 @@ def test_a_batch_worth_of_rows_wakes_the_writer_before_its_tick(
     log.close()
 
 
-def test_rows_are_written_as_they_came_a_hundred_to_a_statement(
+def test_rows_are_written_as_they_came_in_few_statements_of_few_shapes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     statements: list[str] = []
@@ -90,7 +90,19 @@ def test_rows_are_written_as_they_came_a_hundred_to_a_statement(
         log.add(row)
     log.close()
     inserts = [s for s in statements if s.startswith("INSERT")]
-    assert len(inserts) == 3  # 100 + 100 + 50 rows: the GIL let go of 3 times, not 250
+    assert len(inserts) == 6  # 128 + 64 + 32 + 16 + 8 + 2 rows: not 250 statements
     with State(tmp_path / "s.db") as state:
         written = [tuple(vars(f).values()) for f in reversed(state.fetches(limit=500))]
     assert written == sent
+
+
+def test_any_batch_size_takes_one_of_8_statements(tmp_path: Path) -> None:
+    shapes: set[str] = set()
+    with State(tmp_path / "s.db") as state:
+        state.db.set_trace_callback(
+            lambda sql: shapes.add(sql.split(" VALUES ")[0] + str(sql.count("(")))
+        )
+        for n in range(1, 300):
+            fetchlog._insert(state, rows(n))
+        assert len(state.fetches(limit=50000)) == sum(range(1, 300))
+    assert len({s for s in shapes if s.startswith("INSERT")}) == 8
