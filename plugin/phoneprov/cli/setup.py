@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
-from ..install.setup import Layout, detect_interface, run, setup_steps, uninstall_steps
+from ..install.setup import (
+    Layout,
+    detect_interface,
+    restart_dnsmasq,
+    run,
+    setup_steps,
+    uninstall_steps,
+)
 from .common import Failed
 
 
@@ -52,7 +58,7 @@ def setup(
         click.echo(f"uninstall: {len(report.done)} step(s) {_verb(dry_run)}{kept}")
         return
     interface = interface or _interface(layout)
-    report = run(setup_steps(layout, interface, _command()), dry_run, click.echo)
+    report = run(setup_steps(layout, interface, _this_phoneprov()), dry_run, click.echo)
     if dry_run:
         click.echo("would  run phoneprov check, phoneprov apply, phoneprov doctor")
         click.echo(f"setup: {len(report.done)} step(s) to do, {len(report.already)} done already")
@@ -78,7 +84,7 @@ def _verb(dry_run: bool) -> str:
     return "to do" if dry_run else "done"
 
 
-def _command() -> str:
+def _this_phoneprov() -> str:
     """How systemd starts this phoneprov: the entry script that runs now, else the module."""
     script = Path(sys.argv[0])
     if script.name == "phoneprov" and script.exists():
@@ -129,15 +135,5 @@ def _dnsmasq_after_uninstall(restart: bool, dry_run: bool, changed: bool) -> Non
 
 
 def _restart_dnsmasq() -> None:
-    """Check the configuration as Debian's unit does, then restart (never SIGHUP)."""
-    checker = Path("/etc/init.d/dnsmasq")
-    if checker.exists():
-        _run([str(checker), "checkconfig"])
-    _run(["systemctl", "restart", "dnsmasq"])
+    restart_dnsmasq()
     click.echo("ok: dnsmasq restarted")
-
-
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise Failed(f"`{' '.join(argv)}` failed: {(done.stderr or done.stdout).strip()}")

@@ -19,6 +19,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,7 +150,7 @@ def detect_interface() -> list[str]:
     from ..netif import interface_ipv4
 
     found = []
-    for _index, name in socket_interfaces():
+    for _index, name in socket.if_nameindex():
         try:
             address = interface_ipv4(name)
         except ConfigError:
@@ -157,12 +158,6 @@ def detect_interface() -> list[str]:
         if not address.startswith("127."):
             found.append(name)
     return found
-
-
-def socket_interfaces() -> list[tuple[int, str]]:
-    import socket
-
-    return socket.if_nameindex()
 
 
 def _hook_text(layout: Layout) -> str:
@@ -359,6 +354,15 @@ def _unit_known() -> bool:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return shown.stdout.strip() not in ("", "not-found")
+
+
+def restart_dnsmasq() -> None:
+    """Check dnsmasq's configuration as Debian's unit does, then restart it (never SIGHUP:
+    DESIGN §3)."""
+    checker = Path("/etc/init.d/dnsmasq")
+    if checker.exists():
+        _command(str(checker), "checkconfig")
+    _systemctl("restart", "dnsmasq")
 
 
 def _systemctl(*args: str) -> None:
