@@ -104,25 +104,23 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError("TLS needs both a certificate and a key file")
     argv = [*uwsgi_binary(), "--strict", "--need-app", "--enable-threads"]
+    argv += ["--home", sys.prefix, "--pythonpath", str(PACKAGE_PARENT), "--wsgi", APP_MODULE]
+    argv += ["--threads", str(options.threads)]
     if options.http == "socket":  # one process: no router, no master (the lean appliance)
         if options.tls_cert:
             raise ConfigError("TLS needs uWSGI's HTTP router", "server.http = 'socket'")
         if options.processes > 1:
             raise ConfigError("one process only: --processes", "server.http = 'socket'")
         argv += ["--http-socket", options.listen]
-    elif options.tls_cert and options.tls_key:
-        argv += ["--https", f"{options.listen},{options.tls_cert},{options.tls_key}"]
     else:
-        argv += ["--http", options.listen]
-    if options.http != "socket":
+        if options.tls_cert and options.tls_key:
+            argv += ["--https", f"{options.listen},{options.tls_cert},{options.tls_key}"]
+        else:
+            argv += ["--http", options.listen]
         argv += ["--socket", WORKER_SOCKET.format(pid=os.getpid())]  # the router's to workers
         argv += ["--http-keepalive", "--http-timeout", str(HTTP_TIMEOUT_S)]
         argv += ["--http-headers-timeout", str(HTTP_TIMEOUT_S), "--no-defer-accept"]
-    argv += ["--home", sys.prefix, "--pythonpath", str(PACKAGE_PARENT), "--wsgi", APP_MODULE]
-    if options.http == "socket":
-        argv += ["--threads", str(options.threads)]
-    else:
-        argv += ["--processes", str(max(1, options.processes)), "--threads", str(options.threads)]
+        argv += ["--processes", str(max(1, options.processes))]
         argv += ["--master", "--lazy-apps", "--hook-master-start", GRACEFUL_ON_SIGTERM]
     argv += ["--listen", str(_backlog())]
     argv += ["--buffer-size", str(MAX_HEADER_BYTES), "--socket-timeout", str(SOCKET_TIMEOUT_S)]
