@@ -103,6 +103,6 @@ def test_any_batch_size_takes_one_of_8_statements(tmp_path: Path) -> None:
             lambda sql: shapes.add(sql.split(" VALUES ")[0] + str(sql.count("(")))
         )
         for n in range(1, 300):
-            fetchlog._insert(state, rows(n))
+            state.log_fetches(rows(n))
         assert len(state.fetches(limit=50000)) == sum(range(1, 300))
     assert len({s for s in shapes if s.startswith("INSERT")}) == 8

@@ -4,8 +4,8 @@ by one background thread, so a request does not wait for SQLite — unless the w
 wakes every `FLUSH_S` or once `WAKE_AT` rows are queued, not for each row: one transaction
 per wake-up instead of one per handful of rows (it was ~500 small transactions a second
 under load, each taking the GIL back from the request threads), and about `WAKE_AT` rows
-at most wait in memory between wake-ups (~300 bytes each). Rows go in up to 128 to an INSERT
-statement, so SQLite lets go of the GIL once per statement, not once per row. While the
+at most wait in memory between wake-ups (~300 bytes each). `State.log_fetches` puts up to 128
+rows in an INSERT statement, so SQLite lets go of the GIL once per statement, not per row. While the
 database cannot be opened or written, the writer drops what it takes (so no request ever
 waits on a broken database) and says so once (`StateHealth`), opening it afresh for each
 batch until it works again. `close()` drains the queue (on clean shutdown); the thread
@@ -14,7 +14,6 @@ starts in the process that logs.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import queue
@@ -38,8 +37,6 @@ MAX_QUEUED = 4096  # a full queue makes requests wait for the writer: memory sta
 FLUSH_S = 0.05  # the writer wakes this often, or at WAKE_AT rows, or at close
 BACKOFF_S = 0.002
 PRUNE_EVERY_S = 3600.0
-ROWS_PER_INSERT = 128  # 768 parameters: under SQLite's oldest limit (999)
-INSERT = "INSERT INTO fetches(time, mac, ip, path, status, bytes) VALUES "  # State.log_fetches'
 
 
 # one fetch, in `state.Fetch` field order: (time, mac, ip, path, status, bytes); a tuple is
@@ -151,7 +148,7 @@ class FetchLog:
         import sqlite3
 
         try:
-            _insert(state, batch)
+            state.log_fetches(batch)
         except sqlite3.Error as e:
             self.health.failed(f"{len(batch)} fetch log entries dropped", e)
             return False
@@ -166,25 +163,3 @@ class FetchLog:
             else:
                 log.info("retention: %d old fetch/discovered rows deleted", deleted)
         return True
-
-
-def _insert(state: State, rows: list[Row]) -> None:
-    """`State.log_fetches`, up to ROWS_PER_INSERT rows to a statement: its executemany lets
-    go of the GIL around every row's step and takes it back, one hand-off with the request
-    thread per logged request (under wrk -c64 that was 10-15 us of the request thread's CPU
-    per request); a statement per ROWS_PER_INSERT rows lets go of it once. Statements have
-    power-of-two sizes (the rest of a batch: 64 + 16 + ... rows), so the connection's
-    statement cache holds 8 of them, not one per batch size (that grew it by ~4 MB)."""
-    with state.db:
-        state.db.execute("BEGIN IMMEDIATE")
-        start = 0
-        while start < len(rows):
-            size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
-            chunk = rows[start : start + size]
-            state.db.execute(_insert_sql(size), [field for row in chunk for field in row])
-            start += size
-
-
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    return INSERT + ",".join(["(?,?,?,?,?,?)"] * rows)
