@@ -1,6 +1,7 @@
 """Where the phone's settings schema comes from: the shipped one (`data/dseries-schema.json`,
 what the vendor documents) merged with what the admin learned from real phones' backups
 (`phone-schema.learned.json` next to the config, kept between runs).
+Loading a schema loads lxml (core.phoneschema); importing this module does not.
 """
 
 from __future__ import annotations
@@ -8,21 +9,19 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .core.errors import ConfigError
-from .core.phoneschema import (
-    SHIPPED_RESOURCE,
-    PhoneSchema,
-    learn_schema,
-    merge_schemas,
-    parse_schema,
-    schema_to_json,
-)
+
+if TYPE_CHECKING:
+    from .core.phoneschema import PhoneSchema
 
 LEARNED_NAME = "phone-schema.learned.json"
 
 
 def shipped_schema() -> PhoneSchema:
+    from .core.phoneschema import SHIPPED_RESOURCE, parse_schema
+
     data = resources.files("phoneprov").joinpath(SHIPPED_RESOURCE).read_bytes()
     return parse_schema(data, f"phoneprov/{SHIPPED_RESOURCE}")
 
@@ -34,6 +33,8 @@ def learned_path(config_path: Path) -> Path:
 
 def load_phone_schema(config_path: Path | None) -> PhoneSchema:
     """The shipped schema, merged with the site's learned one when there is one."""
+    from .core.phoneschema import merge_schemas, parse_schema
+
     schema = shipped_schema()
     if config_path is None:
         return schema
@@ -50,6 +51,14 @@ def load_phone_schema(config_path: Path | None) -> PhoneSchema:
 def learn_backup(config_path: Path, backup: Path) -> tuple[PhoneSchema, int]:
     """Add what a real phone's backup shows to the site's learned schema (written
     atomically); returns the learned schema and how many paths were new to it."""
+    from .core.phoneschema import (
+        PhoneSchema,
+        learn_schema,
+        merge_schemas,
+        parse_schema,
+        schema_to_json,
+    )
+
     path = learned_path(config_path)
     try:
         learned = parse_schema(path.read_bytes(), str(path))

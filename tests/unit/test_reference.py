@@ -4,11 +4,14 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lxml import etree
 
 from phoneprov.core.errors import InputError
 from phoneprov.core.reference import (
     MAX_XML_BYTES,
+    XSI_NS,
     build_reference,
+    check_well_formed,
     parse_reference,
     parse_xml,
     reference_urls,
@@ -116,7 +119,7 @@ def test_size_limit_and_garbage():
 
 
 def test_build_refuses_unusable_urls():
-    for bad in ("", "a\nb"):
+    for bad in ("", "a\nb", "a\x00b", "a\x1fb"):
         with pytest.raises(InputError):
             build_reference([bad])
 
@@ -133,3 +136,60 @@ def test_round_trip(urls):
 def test_arbitrary_bytes_give_urls_or_our_error(data):
     with contextlib.suppress(InputError):
         assert isinstance(parse_reference(data), tuple)
+
+
+def lxml_reference(urls: list[str]) -> bytes:
+    """What build_reference wrote when it used lxml: the bytes it must still write."""
+    root = etree.Element("referencedSettings", nsmap={"xsi": XSI_NS})
+    root.text = "\n  "
+    for i, url in enumerate(urls):
+        child = etree.SubElement(root, "url")
+        child.text = url
+        child.tail = "\n" if i == len(urls) - 1 else "\n  "
+    return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True)) + b"\n"
+
+
+printable = st.text(st.characters(min_codepoint=0x20, exclude_categories=("Cs",)), min_size=1)
+
+
+@given(st.lists(printable, max_size=6))
+def test_reference_bytes_are_what_lxml_writes(urls):
+    assert build_reference(urls) == lxml_reference(urls)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"<a/>",
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<a x='1'><b>t&amp;</b><!-- c --></a>\n",
+        "<a>\u00e9</a>".encode(),
+        b"",
+        b"<a>",
+        b"<a><b></a>",
+        b"<a/><b/>",
+        b"<a>&e;</a>",
+        b"<a x='1' x='2'/>",
+        b"\xff\xfe",
+        b"<a>\x00</a>",
+        b'<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>',
+        b"<!DOCTYPE a><a/>",
+        BILLION_LAUGHS,
+        XXE,
+    ],
+)
+def test_well_formed_as_parse_xml_says(doc):
+    """The serving path's expat check refuses exactly what the lxml parser refuses."""
+    try:
+        parse_xml(doc)
+    except InputError:
+        with pytest.raises(InputError):
+            check_well_formed(doc)
+    else:
+        check_well_formed(doc)
+
+
+def test_well_formed_names_doctype_and_size():
+    with pytest.raises(InputError, match="DOCTYPE"):
+        check_well_formed(XXE)
+    with pytest.raises(InputError, match="limit"):
+        check_well_formed(b"<a>" + b" " * MAX_XML_BYTES + b"</a>")

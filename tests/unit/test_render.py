@@ -11,7 +11,8 @@ from phoneprov.config import Config, load_config
 from phoneprov.core.errors import ConfigErrors
 from phoneprov.core.phonexml import validate_settings
 from phoneprov.core.reference import parse_reference, parse_xml
-from phoneprov.render import Catalog, Renderer, TemplateProblem, check_templates
+from phoneprov.render import Catalog, Renderer, TemplateProblem
+from phoneprov.render.check import check_templates
 from phoneprov.settings_schema import shipped_schema
 
 ROOT = Path(__file__).resolve().parents[2]

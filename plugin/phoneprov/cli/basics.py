@@ -22,7 +22,7 @@ def register(group: click.Group) -> None:
 @config_option
 def check(config_file: str | None) -> None:
     """Validate the config, the inventory and the templates; exit 2 naming every problem."""
-    from ..render import check_installation
+    from ..render.check import check_installation
 
     summary = check_installation(config_file)
     click.echo(summary)

@@ -65,7 +65,7 @@ def setup(
         return
     from ..config import load_config
     from ..dnsmasq.apply import apply
-    from ..render import check_installation
+    from ..render.check import check_installation
     from .doctor import report as doctor_report
 
     click.echo(check_installation(str(layout.config)))

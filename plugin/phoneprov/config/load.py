@@ -169,6 +169,7 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
             user=v["server.user"],
             http=v["server.http"],
             cache_mb=v["server.cache_mb"],
+            validate=v["server.validate"],
         ),
         dhcp=DhcpConfig(
             mode=v["dhcp.mode"],

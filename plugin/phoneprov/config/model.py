@@ -17,6 +17,7 @@ class ServerConfig:
     user: str = ""  # `serve` drops to this user once its port is bound; "": stays
     http: str = "router"  # "router": uWSGI's HTTP router + master + worker; "socket": one process
     cache_mb: int = 16  # rendered files kept in memory by serve
+    validate: bool = False  # serve checks what it renders against the phone's schema
 
 
 @dataclass(frozen=True)

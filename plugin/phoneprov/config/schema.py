@@ -217,6 +217,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cache_mb": Key(
             (int,), 16, "rendered files serve keeps in memory (MB; 0: none)", _within(0, 1024)
         ),
+        "validate": Key(
+            (bool,),
+            False,
+            "serve also checks each file it renders against the phone's schema and logs one "
+            "that does not fit (loads lxml: ~6 MB more; `check` always does)",
+        ),
     },
     "dhcp": {
         "mode": _text("66+67", "66+67, 43, both or vendor", _one_of(DHCP_MODES)),

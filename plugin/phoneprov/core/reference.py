@@ -2,15 +2,20 @@
 
 Assumption (DESIGN §1.5): the URLs are `<url>` children, applied in document order.
 Parsing is hardened: no entity resolution, no network, no DTD, a size limit.
+Building a reference file and checking that served bytes are well-formed need only the
+standard library (expat): the serving process never loads lxml for them.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from lxml import etree
+from xml.parsers import expat
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 REFERENCE_ROOT = "referencedSettings"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -18,6 +23,8 @@ MAX_XML_BYTES = 1024 * 1024
 
 
 def _parser() -> etree.XMLParser:
+    from lxml import etree
+
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -30,8 +37,9 @@ def _parser() -> etree.XMLParser:
 
 def parse_xml(data: bytes) -> etree._Element:
     """Parse untrusted XML safely: size-limited, no DTD (so no entity bombs), no network."""
-    if len(data) > MAX_XML_BYTES:
-        raise InputError(f"XML document is {len(data)} bytes; the limit is {MAX_XML_BYTES}")
+    from lxml import etree
+
+    _check_size(data)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:
@@ -43,8 +51,39 @@ def parse_xml(data: bytes) -> etree._Element:
     return root
 
 
+def check_well_formed(data: bytes) -> None:
+    """InputError unless `data` is one well-formed XML document without a DOCTYPE, checked
+    with expat (what `parse_xml` refuses, without building a tree or loading lxml).
+
+    >>> check_well_formed(b"<a><b/></a>")
+    >>> check_well_formed(b"<a><b></a>")
+    Traceback (most recent call last):
+    ...
+    phoneprov.core.errors.InputError: not well-formed XML: mismatched tag, line 1, column 9
+    """
+    _check_size(data)
+    parser = expat.ParserCreate()
+
+    def refuse_doctype(*_: object) -> None:
+        raise InputError("XML with a DOCTYPE is refused (entities are not allowed)")
+
+    parser.StartDoctypeDeclHandler = refuse_doctype
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as e:
+        where = f"line {e.lineno}, column {e.offset + 1}"
+        raise InputError(f"not well-formed XML: {expat.ErrorString(e.code)}, {where}") from None
+
+
+def _check_size(data: bytes) -> None:
+    if len(data) > MAX_XML_BYTES:
+        raise InputError(f"XML document is {len(data)} bytes; the limit is {MAX_XML_BYTES}")
+
+
 def reference_urls(root: etree._Element) -> tuple[str, ...] | None:
     """The listed URLs when `root` is a reference file, else None (a plain settings file)."""
+    from lxml import etree
+
     if etree.QName(root).localname != REFERENCE_ROOT:
         return None
     urls = []
@@ -71,17 +110,30 @@ def parse_reference(data: bytes) -> tuple[str, ...]:
 
 
 def build_reference(urls: list[str] | tuple[str, ...]) -> bytes:
-    """A reference file listing `urls` in order, in the vendor's format."""
-    root = etree.Element(REFERENCE_ROOT, nsmap={"xsi": XSI_NS})
-    root.text = "\n  "
-    for i, url in enumerate(urls):
-        if not url or any(c in url for c in "\r\n\t"):
+    """A reference file listing `urls` in order, in the vendor's format (the bytes lxml
+    would write for it).
+
+    >>> print(build_reference(["a.xml", "/b?x=1&y=2"]).decode(), end="")
+    <?xml version='1.0' encoding='UTF-8'?>
+    <referencedSettings xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+      <url>a.xml</url>
+      <url>/b?x=1&amp;y=2</url>
+    </referencedSettings>
+    """
+    for url in urls:
+        if not url or any(c < " " for c in url):  # a control character is not XML text
             raise InputError(f"not a usable URL for a reference file: {url!r}")
-        child = etree.SubElement(root, "url")
-        child.text = url
-        child.tail = "\n" if i == len(urls) - 1 else "\n  "
-    body: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
-    return body + b"\n"
+    lines = [
+        "<?xml version='1.0' encoding='UTF-8'?>",
+        f'<{REFERENCE_ROOT} xmlns:xsi="{XSI_NS}">',
+        *(f"  <url>{_escape(url)}</url>" for url in urls),
+    ]
+    end = f"</{REFERENCE_ROOT}>\n" if urls else f"  </{REFERENCE_ROOT}>\n"
+    return ("\n".join(lines) + "\n" + end).encode("utf-8")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def resolve_reference(base: str, ref: str) -> str:

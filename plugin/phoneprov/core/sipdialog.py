@@ -14,8 +14,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lxml import etree
-
 from .errors import InputError
 from .mac import norm_mac
 from .reference import parse_xml
@@ -254,6 +252,8 @@ def encode_notify_sync(sync: NotifySync) -> bytes:
     <notifySync><checkSync><url>http://10.0.0.1/prov.py?mac=00095200000E</url>\
 <dataAvailable>true</dataAvailable></checkSync></notifySync>
     """
+    from lxml import etree  # here: the PnP responder, in the serving process, needs no lxml
+
     root = etree.Element(NOTIFY_SYNC_ROOT)
     check = etree.SubElement(root, "checkSync")
     if sync.url is not None:

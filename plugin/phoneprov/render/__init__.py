@@ -1,8 +1,8 @@
 """Rendering a device's files: `templates` (the Jinja2 sandbox and its checks), `catalog`
-(cached rendered files for the server), `check` (`phoneprov check`). Usable without Flask."""
+(cached rendered files for the server), `check` (`phoneprov check`, imported from
+`render.check`: it loads lxml, which the server does without). Usable without Flask."""
 
 from .catalog import CHECK_EVERY_S, MAX_CACHE_BYTES, Catalog
-from .check import check_installation, check_templates
 from .templates import Rendered, Renderer, TemplateProblem, template_line
 
 __all__ = [
@@ -12,7 +12,5 @@ __all__ = [
     "Rendered",
     "Renderer",
     "TemplateProblem",
-    "check_installation",
-    "check_templates",
     "template_line",
 ]

@@ -2,8 +2,9 @@
 
 It looks at the inventory's and the templates' mtimes at most every `check_every` seconds and
 starts afresh when one changed, so an edit is live within a second without a restart. Each
-rendered file is validated against the phone's settings schema once per content; serving
-logs a file that does not fit as an error (`phoneprov check` names the template lines).
+rendered file is validated against the phone's settings schema once per content when
+`log_invalid` (serving logs a file that does not fit as an error; `phoneprov check` names the
+template lines). Without it, the schema is never loaded, nor lxml with it.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config, load_inventory
 from ..core import layering
 from ..core.errors import ConfigError
 from ..core.inventory import Device, Inventory, Record
 from ..core.layout import Layout
-from ..core.phoneschema import PhoneSchema
-from ..core.phonexml import validate_settings
 from ..core.reference import build_reference
-from ..settings_schema import learned_path, load_phone_schema, shipped_schema
+from ..settings_schema import learned_path
 from ..site import appliance_address, server_url
 from .templates import Rendered, Renderer
+
+if TYPE_CHECKING:
+    from ..core.phoneschema import PhoneSchema
 
 log = logging.getLogger("phoneprov.render")
 
@@ -79,7 +81,7 @@ class Catalog:
         self._gen = _Generation(
             self._stamp(extra_records), load_inventory(config, extra_records), {}
         )
-        self.schema = self._load_schema()
+        self.schema = self._load_schema() if log_invalid else None
 
     # inventory ------------------------------------------------------------------------
     @property
@@ -120,7 +122,7 @@ class Catalog:
             if stamp == self._gen.stamp:
                 return False
             self.renderer.env.cache.clear()  # type: ignore[union-attr]
-            if stamp[3] != self._gen.stamp[3]:
+            if self.log_invalid and stamp[3] != self._gen.stamp[3]:
                 self.schema = self._load_schema()
             try:
                 inventory = load_inventory(self.config, extra_records)
@@ -146,6 +148,8 @@ class Catalog:
 
     def _load_schema(self) -> PhoneSchema:
         """The phone schema for validation; a broken learned file is logged, not fatal."""
+        from ..settings_schema import load_phone_schema, shipped_schema
+
         try:
             return load_phone_schema(self.config.path)
         except ConfigError as e:
@@ -189,6 +193,9 @@ class Catalog:
         return self._store(gen, key, rendered)
 
     def _log_problems(self, device: Device, name: str, body: bytes) -> None:
+        from ..core.phonexml import validate_settings
+
+        assert self.schema is not None  # loaded when log_invalid
         errors = [p for p in validate_settings(body, self.schema) if p.level == "error"]
         if errors:
             log.error(

@@ -1,7 +1,7 @@
 """The Jinja2 side: templates run in the immutable sandbox with StrictUndefined (a missing
 variable is an error, not an empty string) and XML autoescaping; every rendered file is
-parsed with the hardened XML parser before anyone gets it, so a template error or broken XML
-raises `TemplateProblem` naming `template:line`, never a partial file."""
+checked for well-formed XML (expat, no DOCTYPE) before anyone gets it, so a template error or
+broken XML raises `TemplateProblem` naming `template:line`, never a partial file."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import layering
 from ..core.errors import ConfigError, InputError
-from ..core.phonexml import Problem
-from ..core.reference import parse_xml
+from ..core.reference import check_well_formed
+
+if TYPE_CHECKING:
+    from ..core.phonexml import Problem
 
 INDEX = re.compile(r"\[[0-9]+\]")  # identity[2] in an XPath
 _COMMENT = re.compile(r"\{#.*?#\}", re.S)  # a Jinja comment
@@ -75,7 +77,7 @@ class Renderer:
             ) from None
         body = text.encode("utf-8")
         try:
-            parse_xml(body)
+            check_well_formed(body)
         except InputError as e:
             raise TemplateProblem(f"{name} renders to bad XML: {e}", where) from None
         return body

@@ -115,6 +115,7 @@ class Provisioning:
             server=server,
             extra=EnrolledRecords(state_path, health),
             max_cache_bytes=config.server.cache_mb << 20,
+            log_invalid=config.server.validate,
         )
         leasefile = config.dhcp.leasefile if config.security.mode == "lease" else None
         leases = LeaseLookup(state_path, leasefile)
