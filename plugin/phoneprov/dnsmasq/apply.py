@@ -149,18 +149,20 @@ def as_left(
     left it (every file by the manifest, no temp file, no tombstone to drop, the hook's
     settings file); else None: the whole apply runs."""
     with _Dir(hostsdir) as hosts, _Dir(optsdir) as opts:
-        manifest = Manifest.load(hosts.fd)
+        manifest = Manifest.load(hosts.fd, head_only=True)
         if not inputs or manifest.inputs != inputs or hosts.read(APPLIED_NAME) != applied:
             return None
-        for directory in (hosts, opts):
-            if not directory.as_recorded(manifest.sections.get(directory.ident), manifest.stamp):
-                return None
-        if any(
-            conf.tombstone_expired(hosts.mtime(name), dnsmasq_started)
-            for name in manifest.tombstones
+        hosts_files = hosts.as_recorded(manifest.states.get(hosts.ident), manifest.stamp)
+        if (
+            hosts_files is None
+            or opts.as_recorded(manifest.states.get(opts.ident), manifest.stamp) is None
+            or any(
+                conf.tombstone_expired(hosts.mtime(name), dnsmasq_started)
+                for name in manifest.tombstones
+            )
         ):
             return None
-        return len(manifest.sections[hosts.ident]) - len(manifest.tombstones)
+        return hosts_files - len(manifest.tombstones)
 
 
 # writing -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from .applied import APPLIED_NAME
-from .manifest import MANIFEST_NAME, Entry, Section, digest, syncfs_fd, trusted
+from .manifest import MANIFEST_NAME, Entry, Section, digest, state_digest, syncfs_fd, trusted
 
 MAC_NAME = frozenset("0123456789ABCDEF")
 DIR_MODE, FILE_MODE = 0o755, 0o644  # dnsmasq reads both directories as `nobody`
@@ -45,19 +45,21 @@ class Dir:
         self.sweep()
         return _ours(os.listdir(self.fd))
 
-    def as_recorded(self, section: Section | None, stamp: int) -> bool:
-        """Whether the directory is exactly as the manifest's `section` says: the same
-        names (and no temp file left by an apply that died), each file trusted by its stat."""
+    def as_recorded(self, state: str | None, stamp: int) -> int | None:
+        """How many files apply manages here when they are exactly as the manifest's
+        `state` says (names, inodes, mtimes, sizes; no temp file left by an apply that died;
+        none changed in the manifest's clock tick, see manifest.py), else None."""
         names = os.listdir(self.fd)
-        if section is None or any(n[0] == "." and _scratch_pid(n) is not None for n in names):
-            return False
-        listed = set(names)
-        if not listed.issuperset(section) or _ours(list(listed.difference(section))):
-            return False  # a file of the manifest is gone, or one of ours is not in it
+        if state is None or any(n[0] == "." and _scratch_pid(n) is not None for n in names):
+            return None
         try:
-            return all(trusted(e, os.stat(n, dir_fd=self.fd), stamp) for n, e in section.items())
+            stats = [(n, os.stat(n, dir_fd=self.fd)) for n in sorted(_ours(names))]
         except FileNotFoundError:  # removed since the listing
-            return False
+            return None
+        if any(st.st_mtime_ns >= stamp for _n, st in stats):
+            return None
+        now = [(n, st.st_ino, st.st_mtime_ns, st.st_size) for n, st in stats]
+        return len(now) if state_digest(now) == state else None
 
     def holds(self, name: str, text: str) -> bool:
         """Whether the file `name` says `text`: the manifest's digest when its entry still
