@@ -137,15 +137,19 @@ def report(
     counted once (uWSGI's master, router and worker share most of theirs: summed RSS counts
     them up to three times, PSS splits them with unrelated processes too)."""
     print(f"\n{title}")
-    print(f"  {'pid':>7}  {'process':30} {'RSS MB':>7} {'PSS MB':>7}")
+    print(f"  {'pid':>7}  {'process':30} {'RSS MB':>7} {'PSS MB':>7} {'own MB':>7}")
     total_rss = total_pss = 0.0
-    frames: set[int] = set()
+    held: dict[int, tuple[str, set[int]]] = {}
     for name, proc in services.items():
         for pid in tree(proc.pid):
-            rss, pss = smaps(pid)
-            total_rss, total_pss = total_rss + rss, total_pss + pss
-            frames |= resident_pages(pid)
-            print(f"  {pid:>7}  {role(pid, proc.pid, name):30} {rss:7.1f} {pss:7.1f}")
+            held[pid] = (role(pid, proc.pid, name), resident_pages(pid))
+    frames: set[int] = set().union(*(pages for _, pages in held.values()))
+    for pid, (what, pages) in held.items():
+        rss, pss = smaps(pid)
+        total_rss, total_pss = total_rss + rss, total_pss + pss
+        others = set().union(*(p for other, (_, p) in held.items() if other != pid))
+        own = len(pages - others) * PAGE / 2**20  # pages no other process of ours holds
+        print(f"  {pid:>7}  {what:30} {rss:7.1f} {pss:7.1f} {own:7.1f}")
     base_rss, base_pss = smaps(baseline)
     resident = len(frames) * PAGE / 2**20
     print(f"  {'':>7}  {'sum':30} {total_rss:7.1f} {total_pss:7.1f}")
