@@ -12,7 +12,7 @@ without wrk), and a phone in the second namespace gets its URL over PnP. Then RS
 per process (/proc/PID/smaps_rollup) and the verdict on what they hold together: every
 resident page of every process of the appliance side, a page shared by several (uWSGI forks
 its router and worker from the master) counted once (the frames in /proc/PID/pagemap). The
-same for a bare `python3 -c "import time; time.sleep(9)"` started in the same run (the ratio
+same for a bare `python3 -c "import time; time.sleep(600)"` started in the same run (the ratio
 says how many bare interpreters the appliance side weighs). --odd-request also sends one
 request the fast path leaves to Flask (a POST) and measures again: what loading Flask costs.
 """
@@ -197,7 +197,7 @@ def main() -> None:
 
         services: dict[str, subprocess.Popen[bytes]] = {}
         logs = {name: root / f"{name}.log" for name in ("serve", "pnp")}
-        baseline = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(9)"])
+        baseline = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         try:
             with logs["serve"].open("w") as log:
                 services["serve"] = lab.spawn(

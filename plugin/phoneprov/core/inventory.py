@@ -31,7 +31,7 @@ _ALLOWED: dict[tuple[str, ...], frozenset[str]] = {
 Vars = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One raw entry as read from a file, with its location (`inventory.toml:12`)."""
 
@@ -53,7 +53,7 @@ class Record:
         return self.where
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     templates: tuple[str, ...]
@@ -62,7 +62,7 @@ class Profile:
     settings: Settings = field(default_factory=Settings)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Device:
     mac: str  # normalised: 12 upper-case hex digits
     type: str

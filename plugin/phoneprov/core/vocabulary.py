@@ -64,7 +64,7 @@ Place = Callable[[str], str]  # "lines[0].port" → "inventory.toml:31"
 _T = TypeVar("_T", bound="_Schedule")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     """One SIP identity; its position in `Settings.lines` is the identity number."""
 
@@ -79,7 +79,7 @@ class Line:
     where: str = field(default="", compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Key:
     """One function key: `number` is its keyNumber on `module` ("phone" or "xt20")."""
 
@@ -95,7 +95,7 @@ class Key:
         return MODULES[self.module]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Schedule:
     """The `<execution>` part; None = not given at this level."""
 
@@ -106,21 +106,21 @@ class _Schedule:
     random_delay_max: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Provisioning(_Schedule):
     dhcp: bool | None = None
     redirect: bool | None = None
     pnp: bool | None = None  # the phone's <pbx>: SIP multicast discovery
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Firmware(_Schedule):
     check: bool | None = None
     auto_install: bool | None = None
     url: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     lines: tuple[Line, ...] = ()
     keys: tuple[Key, ...] = ()  # sorted by (module, number)

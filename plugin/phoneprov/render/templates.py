@@ -27,7 +27,7 @@ class TemplateProblem(ConfigError):
     """A template failed to render or rendered something that is not well-formed XML."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rendered:
     body: bytes
     etag: str  # quoted, as sent in the ETag header
