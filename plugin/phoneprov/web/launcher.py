@@ -30,6 +30,7 @@ import pwd
 import shutil
 import stat
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -231,6 +232,27 @@ def _backlog() -> int:
         return 100
 
 
+def server_env(
+    options: ServeOptions,
+    config_file: str | None,
+    server_url: str | None,
+    environ: Mapping[str, str],
+) -> dict[str, str]:
+    """uWSGI's environment: `environ` and what the WSGI module (wsgi.py) reads."""
+    env = dict(environ, PHONEPROV_LOG_LEVEL=options.log_level)
+    env["PHONEPROV_PNP"] = "1" if options.pnp else "0"
+    env["PHONEPROV_ONE_PROCESS"] = "1" if options.http == "socket" else "0"
+    # glibc gives each thread that allocates under contention its own arena, each keeping
+    # what it once held: with 4 request threads ~2.4 MB more after 10 s of load. The GIL
+    # serialises Python's allocations anyway (bench_memory.py).
+    env.setdefault("MALLOC_ARENA_MAX", "1")
+    if config_file:
+        env["PHONEPROV_CONFIG"] = str(Path(config_file).resolve())
+    if server_url:
+        env["PHONEPROV_SERVER_URL"] = server_url
+    return env
+
+
 def exec_server(config_file: str | None, options: ServeOptions, server_url: str | None) -> None:
     """Replace this process with uWSGI serving the app for `config_file`."""
     from ..config import load_config
@@ -246,17 +268,7 @@ def exec_server(config_file: str | None, options: ServeOptions, server_url: str 
     elif os.geteuid() == 0:
         sys.stderr.write("phoneprov serve: warning: running as root; set server.user\n")
     argv = uwsgi_argv(replace(options, user=user))
-    env = dict(os.environ, PHONEPROV_LOG_LEVEL=options.log_level)
-    env["PHONEPROV_PNP"] = "1" if options.pnp else "0"
-    env["PHONEPROV_ONE_PROCESS"] = "1" if options.http == "socket" else "0"
-    # glibc gives each thread that allocates under contention its own arena, each keeping
-    # what it once held: with 4 request threads ~3 MB more after a minute of load. The GIL
-    # serialises Python's allocations anyway, so one arena costs no speed (bench_memory.py).
-    env.setdefault("MALLOC_ARENA_MAX", "1")
-    if config_file:
-        env["PHONEPROV_CONFIG"] = str(Path(config_file).resolve())
-    if server_url:
-        env["PHONEPROV_SERVER_URL"] = server_url
+    env = server_env(options, config_file, server_url, os.environ)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv[0], argv, env)
