@@ -261,6 +261,60 @@ def test_serve_runs_as_an_unprivileged_user(public_dir: Path, servers: list[Serv
         assert len(state.fetches(D200)) == 5
 
 
+def worker_socket_of(server: Server) -> Path:
+    """The router's way to the worker, from uWSGI's command line."""
+    argv = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().split(b"\0")
+    return Path(argv[argv.index(b"--socket") + 1].decode())
+
+
+UWSGI_CONNECT = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(type(e).__name__)
+else:
+    print("connected")
+"""
+
+
+@pytest.mark.parametrize("user", ["", "nobody"])
+def test_no_other_local_user_reaches_the_worker(
+    public_dir: Path, servers: list[Server], user: str
+) -> None:
+    """Lease mode decides by the client address the router hands the worker: a local process
+    that could connect to the worker itself could claim any address. Only serve's user (and
+    root) may."""
+    nobody = pwd.getpwnam("nobody")
+    (public_dir / "state").mkdir(mode=0o750)
+    os.chown(public_dir / "state", nobody.pw_uid, nobody.pw_gid)
+    server = start(
+        public_dir,
+        "lease",
+        server=f'user = "{user}"\n',
+        state="state/state.db",
+        prefix=reachable(public_dir),
+    )
+    servers.append(server)
+    path = worker_socket_of(server)
+    owner = nobody if user else pwd.getpwuid(0)
+    assert path.parent.parent == Path("/run/phoneprov")
+    for item, mode in ((path.parent, 0o700), (path, 0o600)):
+        st = item.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (owner.pw_uid, mode), item
+    # root's serve: nobody may not; nobody's serve: another unprivileged user may not
+    stranger = pwd.getpwnam("nobody" if not user else "daemon")
+    attempt = subprocess.run(
+        ["setpriv", f"--reuid={stranger.pw_uid}", f"--regid={stranger.pw_gid}",
+         "--clear-groups", "/usr/bin/python3", "-c", UWSGI_CONNECT, str(path)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert attempt.stdout.strip() == "PermissionError", attempt.stdout + attempt.stderr
+    assert stop(server) == 0
+    assert not path.exists()  # uWSGI removes it (--vacuum)
+
+
 def test_serve_will_not_run_a_user_into_a_state_directory_it_cannot_write(
     public_dir: Path,
 ) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import ConfigError
+from ..web.launcher import RUNTIME_DIR
 
 USER = "phoneprov"
 UNIT = "phoneprov-http.service"
@@ -38,6 +39,7 @@ class Layout:
     var: Path = Path("/var/lib/phoneprov")
     dnsmasq_d: Path = Path("/etc/dnsmasq.d")
     units: Path = Path("/etc/systemd/system")
+    run: Path = RUNTIME_DIR  # serve makes it (its worker sockets); uninstall removes it
 
     @property
     def config(self) -> Path:
@@ -193,6 +195,7 @@ def uninstall_steps(layout: Layout, purge: bool) -> list[Step]:
         _removed(layout.snippet, "the dnsmasq snippet"),
         _removed(layout.hook, "the dnsmasq dhcp-script"),
         _removed(layout.var / "dnsmasq", "dnsmasq's per-phone files"),
+        _removed(layout.run, "serve's worker sockets"),
     ]
     if purge:
         steps += [

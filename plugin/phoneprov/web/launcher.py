@@ -2,7 +2,7 @@
 
 - The HTTP(S) router (a small C process, event driven) owns the phones' connections:
   keep-alive, TLS, stalled clients and oversized headers never tie up the Python worker; it
-  hands complete requests to the worker over a Unix socket (`WORKER_SOCKET`). A connection
+  hands complete requests to the worker over a Unix socket (`worker_socket`). A connection
   that sends nothing for HTTP_TIMEOUT_S (before its request, inside its headers, between
   keep-alive requests) is dropped; no deferred accept, so that holds from the connect on.
   uWSGI restarts that timer at every byte it reads and has no total deadline: a client
@@ -24,12 +24,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
 import shutil
 import stat
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,11 +48,12 @@ MAX_HEADER_BYTES = 65535  # uWSGI buffer-size (its maximum): larger requests are
 SOCKET_TIMEOUT_S = 10
 HTTP_TIMEOUT_S = 5  # the router drops a client that sends nothing for this long
 GRACEFUL_ON_SIGTERM = "unix_signal:15 gracefully_kill_them_all"
-# router -> worker: a Unix socket in the abstract namespace (named after serve's PID, which
-# uWSGI keeps). Half the CPU of uWSGI's default loopback TCP socket per request in the router
-# and in the worker (no handshake, no TIME_WAIT); reachable from the same places (this
-# network namespace) and gone with the process: no file to place, own or clean up.
-WORKER_SOCKET = "@phoneprov-serve-{pid}"
+# router -> worker: a Unix socket file (named after serve's PID, which uWSGI keeps). Half the
+# CPU of uWSGI's default loopback TCP socket per request in the router and in the worker (no
+# handshake, no TIME_WAIT). A file, not the abstract namespace: in a directory only serve's
+# user and root may enter, no other local process can hand the worker a request that claims
+# a client address (lease mode decides by it).
+RUNTIME_DIR = Path("/run/phoneprov")  # root's serve: a directory per user it drops to
 DEBIAN_PLUGINS = Path("/usr/lib/uwsgi/plugins")  # uwsgi-core's http, uwsgi-plugin-python3's
 OPENWRT_PLUGIN = Path("/usr/lib/uwsgi/python_plugin.so")  # uwsgi-python3-plugin (no router)
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # where `phoneprov` is imported from
@@ -118,7 +121,11 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
             argv += ["--https", f"{options.listen},{options.tls_cert},{options.tls_key}"]
         else:
             argv += ["--http", options.listen]
-        argv += ["--socket", WORKER_SOCKET.format(pid=os.getpid())]  # the router's to workers
+        worker = worker_socket(options.user or "")
+        argv += ["--socket", str(worker), "--chmod-socket=600", "--vacuum"]
+        if options.user:  # the router connects to it as that user
+            account = _account(options.user)
+            argv += ["--chown-socket", f"{options.user}:{_group_name(account.pw_gid)}"]
         argv += ["--http-keepalive", "--http-timeout", str(HTTP_TIMEOUT_S)]
         argv += ["--http-headers-timeout", str(HTTP_TIMEOUT_S), "--no-defer-accept"]
         argv += ["--processes", str(max(1, options.processes))]
@@ -131,6 +138,53 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
         account = _account(options.user)
         argv += ["--uid", str(account.pw_uid), "--gid", str(account.pw_gid)]
     return argv
+
+
+def worker_socket(user: str) -> Path:
+    """Where the router reaches the worker when serve runs as `user` ("": stays who it is):
+    /run/phoneprov/USER/ for root, else $TMPDIR/phoneprov-UID/ (see RUNTIME_DIR)."""
+    euid = os.geteuid()
+    if euid == 0:
+        directory = RUNTIME_DIR / (user or "root")
+    else:
+        directory = Path(tempfile.gettempdir()) / f"phoneprov-{euid}"
+    return directory / f"serve-{os.getpid()}.sock"
+
+
+def prepare_socket_dir(directory: Path, user: str) -> None:
+    """Make `directory` mode 0700 and `user`'s ("": ours), refusing a link or a directory
+    another user owns; remove the sockets of serves no longer running there."""
+    try:
+        if os.geteuid() == 0:
+            RUNTIME_DIR.mkdir(mode=0o755, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise ConfigError(f"serve's socket directory {directory}: {e.strerror}") from None
+    try:
+        if os.geteuid() == 0:
+            account = _account(user) if user else pwd.getpwuid(0)
+            os.fchown(fd, account.pw_uid, account.pw_gid)
+        elif os.fstat(fd).st_uid != os.geteuid():
+            raise ConfigError(f"{directory} belongs to another user: remove it")
+        os.fchmod(fd, 0o700)
+        for name in os.listdir(fd):
+            pid = name.removeprefix("serve-").removesuffix(".sock")
+            if pid.isdigit() and not _running(int(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _account(user: str) -> pwd.struct_passwd:
@@ -268,6 +322,8 @@ def exec_server(config_file: str | None, options: ServeOptions, server_url: str 
     elif os.geteuid() == 0:
         sys.stderr.write("phoneprov serve: warning: running as root; set server.user\n")
     argv = uwsgi_argv(replace(options, user=user))
+    if options.http != "socket":
+        prepare_socket_dir(worker_socket(user).parent, user)
     env = server_env(options, config_file, server_url, os.environ)
     sys.stdout.flush()
     sys.stderr.flush()
