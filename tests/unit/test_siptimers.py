@@ -102,3 +102,30 @@ def test_response_cache_is_bounded() -> None:
     for n in range(5):
         cache.put(n, b"x", 0.0)
     assert len(cache) == 3 and cache.get(0, 0.0) is None and cache.get(4, 0.0) == b"x"
+
+
+def sends_when_woken_late(timers: Timers, late: float) -> list[float]:
+    """When an unanswered request is sent if every wake-up comes `late` seconds late."""
+    tx, times = start_transaction(timers, 0.0), [0.0]
+    while (wake := tx.wake_at()) is not None:
+        now = min(wake + late, tx.deadline) if wake < tx.deadline else wake
+        tx, resend = on_timer(tx, now)
+        if resend:
+            times.append(now)
+    return times
+
+
+def test_late_wake_ups_do_not_add_up_and_lose_a_send() -> None:
+    timers = Timers(0.05)  # timer F = 64 T1 = 3.2 s, the last send due at 63 T1
+    on_time = send_times(timers)
+    late = sends_when_woken_late(timers, 0.02)  # a loaded box: every wake-up 20 ms late
+    assert len(late) == len(on_time) == 7
+    assert [round(b - a, 6) for a, b in zip(on_time, late, strict=True)] == [0.0] + [0.02] * 6
+
+
+def test_after_a_stall_the_sends_that_fell_due_are_not_all_made() -> None:
+    tx = start_transaction(Timers(0.05), 0.0)  # due at 0.05, then 0.15, 0.35
+    tx, resend = on_timer(tx, 0.5)  # stalled past two more of them
+    assert resend and tx.next_send_at == 0.5 + 0.1  # one send now, the next an interval on
+    tx, resend = on_timer(tx, 0.51)
+    assert not resend

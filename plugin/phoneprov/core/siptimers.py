@@ -87,7 +87,12 @@ def on_timer(tx: ClientTransaction, now: float) -> tuple[ClientTransaction, bool
         return tx, False
     t2 = tx.timers.t2
     interval = min(2 * tx.interval, t2) if tx.state is TxState.TRYING else t2
-    return replace(tx, interval=interval, next_send_at=now + interval, sends=tx.sends + 1), True
+    # from when this send was due, not from a late wake-up: lateness must not add up over
+    # the sends (a loaded box would lose the last one to timer F); after a stall longer
+    # than an interval, from now (no burst of sends that all fell due)
+    due = tx.next_send_at + interval
+    next_send_at = due if due > now else now + interval
+    return replace(tx, interval=interval, next_send_at=next_send_at, sends=tx.sends + 1), True
 
 
 def on_response(tx: ClientTransaction, status: int, now: float) -> ClientTransaction:
