@@ -273,14 +273,21 @@
       ]);
     }
 
+    function optionValue(value) {
+      if (value === null || value === undefined || value === "") return DASH;
+      if (Array.isArray(value)) return value.join(", ");
+      if (typeof value === "boolean") return value ? "yes" : "no";
+      return typeof value === "object" ? JSON.stringify(value) : String(value);
+    }
+
     function options(phone) {
       const opts = phone.options || {};
       const rows = Object.entries(opts).map(([key, value]) =>
         el(
           "tr",
           {},
-          el("th", { scope: "row" }, key),
-          el("td", {}, el("code", {}, typeof value === "string" ? value : JSON.stringify(value)))
+          el("th", { scope: "row" }, /^\d+$/.test(key) ? "option " + key : key),
+          el("td", {}, el("code", {}, optionValue(value)))
         )
       );
       section.querySelector("#options tbody").replaceChildren(...rows);
@@ -289,7 +296,12 @@
 
     function files(phone) {
       const blocks = (phone.files || []).map((f) =>
-        el("details", { open: "" }, el("summary", {}, f.path), el("pre", { class: "file" }, f.body))
+        el(
+          "details",
+          { open: "" },
+          el("summary", {}, f.name && f.name !== f.path ? f.name + " \u2014 " + f.path : f.path),
+          el("pre", { class: "file" }, f.body)
+        )
       );
       if (!blocks.length) blocks.push(el("p", { class: "empty" }, "No files."));
       section.querySelector("#files").replaceChildren(...blocks);
@@ -340,9 +352,9 @@
 
   // --- discovered phones --------------------------------------------------------------
 
-  function selectOf(name, values, label) {
+  function selectOf(name, values, label, chosen) {
     const select = el("select", { name: name, required: "" });
-    for (const v of values) select.append(el("option", { value: v }, v));
+    for (const v of values) select.append(el("option", v === chosen ? { value: v, selected: "" } : { value: v }, v));
     return el("label", {}, label + " ", select);
   }
 
@@ -351,8 +363,8 @@
       "form",
       { class: "enrol", "data-mac": mac },
       el("input", { type: "hidden", name: "csrf_token", value: csrfToken() }),
-      selectOf("model", choices.models, "Model"),
-      selectOf("profile", choices.profiles, "Profile"),
+      selectOf("model", choices.models, "Model", choices.default_model),
+      selectOf("profile", choices.profiles, "Profile", choices.default_profile),
       el("label", {}, "Line 1 user ", el("input", { name: "user", autocomplete: "off", size: 10 })),
       el(
         "label",
