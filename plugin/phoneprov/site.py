@@ -67,12 +67,16 @@ def enrolled_records(state_path: Path) -> list[Record]:
     """Auto-enrolled phones from the state database, as inventory records."""
     if not state_path.exists():
         return []
+    import json
+
     from .state.db import State
 
     with State(state_path) as state:
+        lines = state.enrolled_lines()  # set when the admin page enrolled the phone
         return [
             Record(
-                {"mac": row["mac"], "type": row["type"], "profile": row["profile"]},
+                {"mac": row["mac"], "type": row["type"], "profile": row["profile"]}
+                | ({"lines": json.loads(lines[row["mac"]])} if row["mac"] in lines else {}),
                 f"{state_path}: enrolled {row['mac']}",
             )
             for row in state.enrolled()

@@ -42,6 +42,13 @@ def _config(config_file: str | None) -> Config:
     "seconds [default: admin.idle_exit]; 0: never.",
 )
 @click.option(
+    "--user",
+    metavar="NAME",
+    default="",
+    help="Run as NAME once the port is bound [default: stay]. Enrolling a phone writes "
+    "dnsmasq's per-device files, which are root's in an install.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -53,6 +60,7 @@ def admin(
     tls_cert: str | None,
     tls_key: str | None,
     idle_exit: float | None,
+    user: str,
     log_level: str,
 ) -> None:
     """Serve the admin's status page and JSON API (uWSGI; stops cleanly on SIGTERM).
@@ -73,7 +81,7 @@ def admin(
         tls_key=Path(tls_key) if tls_key else None,
         idle_exit=config.admin.idle_exit if idle_exit is None else idle_exit,
         log_level=log_level.upper(),
-        user=config.server.user,
+        user=user,
     )
     exec_admin(str(config.path), options)
 
@@ -98,12 +106,15 @@ def admin_user() -> None:
 @click.argument("name")
 def user_add(config_file: str | None, name: str) -> None:
     """Add user NAME, or set NAME's password: from a prompt (twice), or stdin's first line."""
+    from ..admin.app import session_key, session_key_path
     from ..admin.users import add_user, check_name
 
     config = _config(config_file)
     check_name(name)
     password = read_password()
-    new = add_user(config.admin.users_file, name, password, config.server.user)
+    users_file = config.admin.users_file
+    new = add_user(users_file, name, password, config.server.user)
+    session_key(session_key_path(users_file), config.server.user)  # made here, by root
     click.echo(f"{'added' if new else 'password changed for'} {name} ({config.admin.users_file})")
 
 

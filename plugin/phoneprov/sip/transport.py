@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import struct
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -175,17 +176,21 @@ class ClientTransactions:
 
 
 def run_service(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` until it returns; SIGTERM/SIGINT set `stop` for a clean shutdown."""
+    """Run `main(stop)` until it returns; SIGTERM/SIGINT set `stop` for a clean shutdown
+    (in the main thread: another thread, such as a web server's, leaves signals alone)."""
+    signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread():
+        signals = ()
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             loop.add_signal_handler(signum, stop.set)
         try:
             await main(stop)
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in signals:
                 loop.remove_signal_handler(signum)
 
     asyncio.run(runner())

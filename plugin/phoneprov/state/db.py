@@ -146,6 +146,22 @@ class State:
             )
             return cur.rowcount == 1
 
+    def set_enrolled_lines(self, mac: str, lines_json: str) -> None:
+        """The SIP lines of an enrolled phone (a JSON list of line tables, as the inventory
+        writes them), set by the admin page's enrolment."""
+        self._write(
+            "INSERT INTO enrolled_lines VALUES (?, ?) ON CONFLICT(mac) DO UPDATE "
+            "SET lines=excluded.lines",
+            (mac, lines_json),
+        )
+
+    def enrolled_lines(self) -> dict[str, str]:
+        """MAC -> the JSON list of its lines, for the enrolled phones that have lines."""
+        rows = self.db.execute(
+            "SELECT l.mac, l.lines FROM enrolled_lines AS l JOIN enrolled AS e ON e.mac=l.mac"
+        )
+        return {r[0]: r[1] for r in rows}
+
     def enrolled(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM enrolled ORDER BY enrolled_at")]
 
