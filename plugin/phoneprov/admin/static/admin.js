@@ -149,6 +149,10 @@
       const detail = row.state_detail ? el("span", { class: "detail" }, row.state_detail) : null;
       return el("td", { "data-col": key }, stateBadge(row.state), detail);
     }
+    if (key === "fetch_path" && value) {
+      const name = value.split("/").pop() || value; // the file; the whole path on hover
+      return el("td", { "data-col": key, title: value }, name);
+    }
     return el("td", { "data-col": key }, column.show ? column.show(value) : text(value));
   }
 
@@ -373,6 +377,12 @@
         el("input", { name: "password", type: "password", autocomplete: "new-password", size: 10 })
       ),
       el("label", {}, "display name ", el("input", { name: "display_name", size: 14 })),
+      el(
+        "label",
+        {},
+        "registrar ",
+        el("input", { name: "registrar", size: 14, placeholder: "the profile's" })
+      ),
       el("button", { type: "submit" }, "Enrol"),
       el("output", { class: "result", role: "status" })
     );
@@ -380,13 +390,14 @@
       event.preventDefault();
       const field = (name) => form.elements.namedItem(name).value.trim();
       const payload = { model: field("model"), profile: field("profile") };
-      if (field("user") || field("password") || field("display_name")) {
-        payload.line1 = {
-          user: field("user"),
-          password: form.elements.namedItem("password").value,
-          display_name: field("display_name"),
-        };
-      }
+      const line1 = {
+        user: field("user"),
+        password: form.elements.namedItem("password").value,
+        display_name: field("display_name"),
+        registrar: field("registrar"),
+      };
+      for (const key of Object.keys(line1)) if (!line1[key]) delete line1[key];
+      if (Object.keys(line1).length) payload.line1 = line1; // none: the profile's line 1
       const result = form.querySelector("output");
       const button = form.querySelector("button");
       button.disabled = true;
