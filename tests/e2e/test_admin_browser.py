@@ -1,0 +1,227 @@
+"""The admin page in a real headless browser (Debian's chromium through its chromedriver,
+driven by selenium) against the demo's lab: real dnsmasq, `phoneprov serve` and `phoneprov
+admin` in the appliance's namespace, reached through a forwarded loopback port.
+
+The browser logs in, watches a phone go from `never fetched` to `provisioned` as the
+simulated phone boots (the page refreshes itself: no reload), resyncs it (the phone answers
+the check-sync and fetches again), enrols a phone DHCP discovered (which then provisions)
+and saves a screenshot of the phones page into the test's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoneprov.core.markers import DeviceInfo
+from phoneprov.lab import Lab
+from phoneprov.lab.demo import ADMIN_USER, PBX_IP, PHONES, Demo
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"  # given explicitly: Selenium Manager never runs
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
+    pytest.mark.skipif(
+        not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+        reason="needs Debian's chromium and chromium-driver",
+    ),
+]
+
+WAIT = 30.0  # the longest any one step may take (bounded waits, no fixed sleeps)
+PHONE = PHONES[0]  # the demo's phone1: in the inventory, D200, options 66+67
+NEW_MAC = "00:09:52:00:00:41"  # a D-series phone in no inventory: DHCP discovers it
+NEW_LINE = ("299", "new-phone-secret", "New desk", PBX_IP)
+
+
+@pytest.fixture
+def demo() -> Iterator[Demo]:
+    """The demo's lab as the demo sets it up (dnsmasq, serve with PnP, kamailio, the admin
+    service with a one-time password), plus a phone nobody enrolled; all removed after."""
+    workdir = Path(tempfile.mkdtemp(prefix="phoneprov-admin-e2e-"))
+    workdir.chmod(0o755)  # dnsmasq reads the per-device files as nobody
+    try:
+        with Lab(base="ppadm") as lab:
+            the_demo = Demo(lab, workdir, admin_listen=("127.0.0.1", 0))
+            lab.add_host("newphone", mac=NEW_MAC)
+            try:
+                the_demo.set_up()
+                yield the_demo
+            finally:
+                the_demo.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-proxy-server",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1440,900",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: Any, what: str, condition: Any) -> Any:
+    """The first truthy result of `condition(driver)` within WAIT seconds; fails naming `what`
+    with the page's text."""
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.2).until(condition)
+    except TimeoutException:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        pytest.fail(f"timed out waiting for {what}; the page says:\n{body}")
+
+
+def phone_state(driver: Any, mac: str) -> str | None:
+    rows = driver.find_elements(By.CSS_SELECTOR, f'table.phones tr[data-mac="{mac}"]')
+    return rows[0].get_attribute("data-state") if rows else None
+
+
+def log_in(driver: Any, demo: Demo) -> None:
+    driver.get(demo.admin_url + "login")
+    driver.find_element(By.NAME, "username").send_keys(ADMIN_USER)
+    driver.find_element(By.NAME, "password").send_keys(demo.admin_password)
+    driver.find_element(
+        By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]"
+    ).click()
+    wait_for(driver, "the phones page", lambda d: d.find_elements(By.CSS_SELECTOR, "table.phones"))
+
+
+def boot(demo: Demo, mac: str, model: str) -> Any:
+    """The simulated phone's provisioning (DHCP, time, URL, fetch chain, apply)."""
+    from phoneprov.phone.simulator import simulate
+
+    host = next(h for h in demo.lab.hosts.values() if h.mac == mac)
+    return simulate(DeviceInfo(mac, model), netns=host.netns)
+
+
+def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
+    demo, browser, tmp_path
+):
+    # nothing is reachable before the login: the page sends the browser to /login
+    browser.get(demo.admin_url)
+    wait_for(browser, "the login page", lambda d: d.find_elements(By.NAME, "password"))
+    assert browser.current_url.startswith(demo.admin_url + "login")
+    log_in(browser, demo)
+
+    # phone1 is in the inventory and has not fetched yet
+    wait_for(
+        browser, "phone1 never fetched", lambda d: phone_state(d, PHONE.mac) == "never fetched"
+    )
+    first_page = browser.execute_script("return performance.timeOrigin")
+
+    report = boot(demo, PHONE.mac, PHONE.model)
+    assert report.ok, "\n".join(report.step_lines())
+    wait_for(browser, "phone1 provisioned", lambda d: phone_state(d, PHONE.mac) == "provisioned")
+    assert browser.execute_script("return performance.timeOrigin") == first_page  # no reload
+    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-mac="{PHONE.mac}"]')
+    lease_ip = row.find_element(By.CSS_SELECTOR, 'td[data-col="address"]').text
+    assert lease_ip.startswith("10.231.0.")
+    assert row.find_element(By.CSS_SELECTOR, 'td[data-col="name"]').text == PHONE.display_name
+    assert row.find_element(By.CSS_SELECTOR, 'td[data-col="fetch_status"]').text == "200"
+
+    # the filter box: only what matches stays
+    browser.find_element(By.ID, "filter").send_keys("d200 provisioned")
+    shown = browser.find_elements(By.CSS_SELECTOR, "table.phones tbody tr[data-mac]")
+    assert [r.get_attribute("data-mac") for r in shown] == [PHONE.mac]
+    browser.find_element(By.ID, "filter").clear()
+
+    # the phone's page: Resync, the phone (listening) answers and fetches again
+    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-mac="{PHONE.mac}"]')
+    row.find_element(By.LINK_TEXT, PHONE.mac).click()
+    wait_for(browser, "the phone's files", lambda d: d.find_elements(By.CSS_SELECTOR, "#files pre"))
+    files = "\n".join(p.text for p in browser.find_elements(By.CSS_SELECTOR, "#files pre"))
+    assert PHONE.password not in files and "********" in files
+    listening = threading.Event()
+    again: list[Any] = []
+    phone_host = demo.phones[PHONE.name]
+
+    def listen() -> None:
+        from phoneprov.phone.simulator import resync_on_check_sync
+
+        again.append(
+            resync_on_check_sync(
+                report, netns=phone_host.netns, timeout=WAIT, listening=lambda _a: listening.set()
+            )
+        )
+
+    waiter = threading.Thread(target=listen)
+    waiter.start()
+    try:
+        assert listening.wait(WAIT), "the phone could not listen for check-sync"
+        browser.find_element(By.ID, "resync").click()
+        result = wait_for(
+            browser,
+            "the resync's result",
+            lambda d: d.find_element(By.ID, "resync-result").get_attribute("data-result"),
+        )
+    finally:
+        waiter.join()
+    assert result == "accepted", browser.find_element(By.ID, "resync-result").text
+    assert again and again[0].ok, "\n".join(again[0].step_lines()) if again else "no report"
+
+    # a phone in no inventory asks for a lease: discovered, enrolled from the page
+    first = boot(demo, NEW_MAC, "D200")
+    assert not first.ok  # it gets no options of ours yet
+    browser.find_element(By.LINK_TEXT, "Discovered").click()
+    form_css = f'form.enrol[data-mac="{NEW_MAC}"]'
+    form = wait_for(
+        browser, "the discovered phone", lambda d: d.find_elements(By.CSS_SELECTOR, form_css)
+    )[0]
+    Select(form.find_element(By.NAME, "model")).select_by_visible_text("D200")
+    Select(form.find_element(By.NAME, "profile")).select_by_visible_text("default")
+    for name, value in zip(
+        ("user", "password", "display_name", "registrar"), NEW_LINE, strict=True
+    ):
+        form.find_element(By.NAME, name).send_keys(value)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(
+        browser,
+        "the enrolment",
+        lambda d: "Enrolled" in form.find_element(By.TAG_NAME, "output").text,
+    )
+
+    # its next DHCP exchange brings the options: it provisions with the line it was given
+    second = boot(demo, NEW_MAC, "D200")
+    assert second.ok, "\n".join(second.step_lines())
+    identity = second.identities[0]
+    assert (identity.username, identity.displayname) == (NEW_LINE[0], NEW_LINE[2])
+    browser.find_element(By.LINK_TEXT, "Phones").click()
+    wait_for(
+        browser, "the new phone provisioned", lambda d: phone_state(d, NEW_MAC) == "provisioned"
+    )
+
+    shot = tmp_path / "admin-phones.png"
+    assert browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
