@@ -3,7 +3,8 @@
 One process with a few threads that speaks HTTP(S) itself (`--http-socket`/`--https-socket`):
 admins are few, no router is needed. Under systemd socket activation (`LISTEN_FDS` for this
 PID) uWSGI takes the inherited socket (matched by its address; `--protocol http` makes it
-speak HTTP), and with `idle_exit` a master ends everything after that many seconds without a
+speak HTTP; not HTTPS: uWSGI 2.0 gives an inherited socket no TLS context), and with
+`idle_exit` a master ends everything after that many seconds without a
 request (`--idle --die-on-idle`, exit 0): systemd starts it again at the next connection, so
 the admin's window costs no memory while nobody looks. Without systemd (OpenWrt, the demo)
 it simply runs.
@@ -52,7 +53,13 @@ def admin_argv(options: AdminOptions, activated: bool) -> list[str]:
     else:
         argv += ["--http-socket", options.listen]
     if activated:
-        argv += ["--protocol", "https" if options.tls_cert else "http"]
+        if options.tls_cert:  # uWSGI 2.0 gives an inherited socket no TLS context
+            raise ConfigError(
+                "TLS does not work on a socket systemd hands over: run phoneprov-admin.service "
+                "without its socket unit (it then listens itself and stays resident), or put "
+                "a TLS proxy in front"
+            )
+        argv += ["--protocol", "http"]
         if options.idle_exit > 0:
             argv += ["--master", "--die-on-term", "--idle", str(max(1, round(options.idle_exit)))]
             argv += ["--die-on-idle"]
