@@ -90,8 +90,7 @@ def enrol(mac: str) -> Any:
     line1 = body.get("line1")
     if line1 is not None and not isinstance(line1, dict):
         raise InputError('"line1" must be an object: {"user", "password", "display_name"}')
-    phone = _service().enrol(mac, model, profile, line1=line1, who=_who())
-    return {"phone": phone}, 201
+    return _service().enrol(mac, model, profile, line1=line1, who=_who()), 201
 
 
 @blueprint.route("/fetches")

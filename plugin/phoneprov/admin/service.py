@@ -266,10 +266,8 @@ class AdminService:
         )
         catalog = self.catalog()
         with self.state() as state:
-            device = catalog.inventory.devices[mac]
-            return self._row(catalog, device, _Facts(state, self.clock())) | {
-                "applied": result.summary()
-            }
+            row = self._row(catalog, catalog.inventory.devices[mac], _Facts(state, self.clock()))
+        return {"phone": row, "applied": result.summary()}
 
     # resync -------------------------------------------------------------------------------------
     def resync(self, mac_text: str, who: str = "") -> dict[str, str]:
