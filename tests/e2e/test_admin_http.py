@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -194,6 +195,43 @@ def test_socket_activated_admin_exits_when_idle(config: Config, tmp_path: Path) 
         assert status == 200
         assert proc.wait(EXIT_WAIT_S) == 0  # no request for 2 s: it ended, and cleanly
         assert b"inactive for more than 2 seconds" in (tmp_path / "admin.log").read_bytes()
+    finally:
+        stop(proc)
+        log.close()
+
+
+def test_https_with_a_secure_session_cookie(config: Config, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    log = (tmp_path / "admin.log").open("wb")
+    proc = subprocess.Popen(
+        [str(PHONEPROV), "admin", "-c", str(config.path), "--listen", f"127.0.0.1:{port}",
+         "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(cert))
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "no HTTPS answer"
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+            try:
+                conn.request("GET", "/login")
+                response = conn.getresponse()
+                break
+            except OSError:
+                time.sleep(0.1)
+            finally:
+                conn.close()
+        assert response.status == 200
+        assert "; secure" in response.getheader("Set-Cookie", "").lower()
     finally:
         stop(proc)
         log.close()
