@@ -11,7 +11,7 @@ from flask import Flask
 from admin_sample import PASSWORD, USER, admin_config, csrf_of, logged_in
 from phoneprov.admin import auth
 from phoneprov.admin.app import create_admin_app, session_key_path
-from phoneprov.admin.users import create_token, remove_user
+from phoneprov.admin.users import add_user, create_token, remove_user
 
 
 @pytest.fixture
@@ -218,6 +218,14 @@ def test_removed_user_loses_the_session(tmp_path: Path) -> None:
     client, _token = logged_in(app)
     assert client.get("/api/v1/phones").status_code == 200
     remove_user(config.admin.users_file, USER)
+    assert client.get("/api/v1/phones").status_code == 401
+
+
+def test_a_new_password_ends_the_other_sessions(tmp_path: Path) -> None:
+    config = admin_config(tmp_path)
+    app = create_admin_app(config)
+    client, _token = logged_in(app)
+    add_user(config.admin.users_file, USER, "a new password")
     assert client.get("/api/v1/phones").status_code == 401
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -207,7 +208,7 @@ def require_login() -> BaseResponse | None:
         g.user, g.via = f"token:{name}", "token"
         return None
     user = session.get("user")
-    if not isinstance(user, str) or user not in _auth().accounts.current().users:
+    if not isinstance(user, str) or session.get("pw") != _password_stamp(user):
         session.pop("user", None)
         if request.path.startswith("/api/"):
             response = error(401, "authentication required: log in or send Authorization: Bearer")
@@ -216,6 +217,12 @@ def require_login() -> BaseResponse | None:
         return redirect("/login?next=" + _safe_next(request.full_path.rstrip("?")))
     g.user, g.via = user, "session"
     return _check_state_change()
+
+
+def _password_stamp(user: str) -> str | None:
+    """A short digest of the user's password hash (None: no such user)."""
+    encoded = _auth().accounts.current().users.get(user)
+    return None if encoded is None else hashlib.sha256(encoded.encode()).hexdigest()[:16]
 
 
 def _safe_next(target: str | None) -> str:
@@ -258,6 +265,7 @@ def login() -> Any:
     auth.limiter.succeeded(source)
     session.clear()  # a new session: nothing from before the login carries over
     session["user"] = name
+    session["pw"] = _password_stamp(name)  # a new password (or removal) ends the session
     session.permanent = True
     csrf_token()
     log.info("admin %s logged in from %s", name, source)
