@@ -252,3 +252,11 @@ def test_security_headers(app: Flask) -> None:
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_no_users_is_said_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = admin_config(tmp_path)
+    remove_user(config.admin.users_file, USER)
+    with caplog.at_level("WARNING", "phoneprov.admin"):
+        create_admin_app(config)
+    assert "no admin users in" in caplog.text and "phoneprov admin-user add NAME" in caplog.text

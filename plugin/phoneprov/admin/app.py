@@ -89,6 +89,10 @@ def create_admin_app(
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[auth.EXTENSION] = auth.Auth(users_file)
+    if not app.extensions[auth.EXTENSION].accounts.current().users:
+        log.warning(
+            "no admin users in %s: add one with `phoneprov admin-user add NAME`", users_file
+        )
     app.extensions[SERVICE] = service or AdminService(config, clock=clock)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     app.before_request(auth.require_login)
