@@ -25,9 +25,14 @@ from phoneprov.lab import Lab
 from phoneprov.lab.demo import ADMIN_USER, PBX_IP, PHONES, Demo
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -93,18 +98,49 @@ def browser() -> Iterator[Any]:
 
 
 def wait_for(driver: Any, what: str, condition: Any) -> Any:
-    """The first truthy result of `condition(driver)` within WAIT seconds; fails naming `what`
-    with the page's text."""
+    """The first truthy result of `condition(driver)` within WAIT seconds (an element the
+    page's refresh replaced meanwhile is looked up again); fails naming `what` with the
+    page's text."""
+    ignored = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.2).until(condition)
+        return WebDriverWait(driver, WAIT, 0.2, ignored).until(condition)
     except TimeoutException:
         body = driver.find_element(By.TAG_NAME, "body").text
         pytest.fail(f"timed out waiting for {what}; the page says:\n{body}")
 
 
+def click(driver: Any, by: str, selector: str) -> None:
+    """Click an element, found again if the page's refresh replaced it in between."""
+    wait_for(driver, f"{selector} to click", lambda d: d.find_element(by, selector).click() or True)
+
+
+# The phones table as the page shows it now, read in one go (it is re-rendered every few s).
+ROWS_JS = """
+return Array.from(document.querySelectorAll("table.phones tbody tr[data-mac]"), (tr) => {
+  const row = {};
+  for (const td of tr.querySelectorAll("td[data-col]")) row[td.dataset.col] = td.textContent;
+  row.state_text = row.state;  // the state in words and its detail, as shown
+  row.state = tr.dataset.state;
+  return row;
+});
+"""
+
+
+def phone_rows(driver: Any) -> list[dict[str, str]]:
+    return list(driver.execute_script(ROWS_JS))
+
+
+def phone_row(driver: Any, mac: str) -> dict[str, str] | None:
+    return next((r for r in phone_rows(driver) if r["mac"] == mac), None)
+
+
 def phone_state(driver: Any, mac: str) -> str | None:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'table.phones tr[data-mac="{mac}"]')
-    return rows[0].get_attribute("data-state") if rows else None
+    row = phone_row(driver, mac)
+    return row["state"] if row else None
+
+
+def ip_key(address: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in address.split("."))
 
 
 def log_in(driver: Any, demo: Demo) -> None:
@@ -144,21 +180,19 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     assert report.ok, "\n".join(report.step_lines())
     wait_for(browser, "phone1 provisioned", lambda d: phone_state(d, PHONE.mac) == "provisioned")
     assert browser.execute_script("return performance.timeOrigin") == first_page  # no reload
-    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-mac="{PHONE.mac}"]')
-    lease_ip = row.find_element(By.CSS_SELECTOR, 'td[data-col="address"]').text
-    assert lease_ip.startswith("10.231.0.")
-    assert row.find_element(By.CSS_SELECTOR, 'td[data-col="name"]').text == PHONE.display_name
-    assert row.find_element(By.CSS_SELECTOR, 'td[data-col="fetch_status"]').text == "200"
+    row = phone_row(browser, PHONE.mac)
+    assert row is not None
+    assert row["address"].startswith("10.231.0.")
+    assert (row["name"], row["model"], row["fetch_status"]) == (PHONE.display_name, "D200", "200")
 
     # the filter box: only what matches stays
     browser.find_element(By.ID, "filter").send_keys("d200 provisioned")
-    shown = browser.find_elements(By.CSS_SELECTOR, "table.phones tbody tr[data-mac]")
-    assert [r.get_attribute("data-mac") for r in shown] == [PHONE.mac]
-    browser.find_element(By.ID, "filter").clear()
+    assert [r["mac"] for r in phone_rows(browser)] == [PHONE.mac]
+    browser.find_element(By.ID, "filter").send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
+    assert len(phone_rows(browser)) == len(PHONES)
 
     # the phone's page: Resync, the phone (listening) answers and fetches again
-    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-mac="{PHONE.mac}"]')
-    row.find_element(By.LINK_TEXT, PHONE.mac).click()
+    click(browser, By.LINK_TEXT, PHONE.mac)
     wait_for(browser, "the phone's files", lambda d: d.find_elements(By.CSS_SELECTOR, "#files pre"))
     files = "\n".join(p.text for p in browser.find_elements(By.CSS_SELECTOR, "#files pre"))
     assert PHONE.password not in files and "********" in files
@@ -193,7 +227,7 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     # a phone in no inventory asks for a lease: discovered, enrolled from the page
     first = boot(demo, NEW_MAC, "D200")
     assert not first.ok  # it gets no options of ours yet
-    browser.find_element(By.LINK_TEXT, "Discovered").click()
+    click(browser, By.LINK_TEXT, "Discovered")
     form_css = f'form.enrol[data-mac="{NEW_MAC}"]'
     form = wait_for(
         browser, "the discovered phone", lambda d: d.find_elements(By.CSS_SELECTOR, form_css)
@@ -216,10 +250,21 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     assert second.ok, "\n".join(second.step_lines())
     identity = second.identities[0]
     assert (identity.username, identity.displayname) == (NEW_LINE[0], NEW_LINE[2])
-    browser.find_element(By.LINK_TEXT, "Phones").click()
+    click(browser, By.LINK_TEXT, "Phones")
     wait_for(
         browser, "the new phone provisioned", lambda d: phone_state(d, NEW_MAC) == "provisioned"
     )
+
+    # sorting by a column, then the other way round; phones without a lease stay last
+    click(browser, By.CSS_SELECTOR, 'th[data-col="address"] button')
+    leased = [r["address"] for r in phone_rows(browser) if r["address"] != "\u2014"]
+    assert len(leased) == 2 and leased == sorted(leased, key=ip_key)
+    assert [r["address"] for r in phone_rows(browser)][:2] == leased
+    header = browser.find_element(By.CSS_SELECTOR, 'th[data-col="address"]')
+    assert header.get_attribute("aria-sort") == "ascending"
+    click(browser, By.CSS_SELECTOR, 'th[data-col="address"] button')
+    assert [r["address"] for r in phone_rows(browser)][:2] == leased[::-1]
+    assert header.get_attribute("aria-sort") == "descending"
 
     shot = tmp_path / "admin-phones.png"
     assert browser.save_screenshot(str(shot))
