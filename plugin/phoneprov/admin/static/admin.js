@@ -101,6 +101,29 @@
     target.classList.remove("error");
   }
 
+  /* Run `job` now and again `ms` after each run ends; not while the page is hidden (a tab in
+     the background asks nothing, so the admin service can go idle), at once when it shows. */
+  function every(ms, job) {
+    let timer = null;
+    let running = false;
+    async function run() {
+      window.clearTimeout(timer);
+      timer = null;
+      if (running || document.hidden) return;
+      running = true;
+      try {
+        await job();
+      } finally {
+        running = false;
+      }
+      if (!document.hidden) timer = window.setTimeout(run, ms);
+    }
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) run();
+    });
+    run();
+  }
+
   function stateBadge(state) {
     return el("span", { class: "state state-" + state.replace(/ /g, "-") }, state);
   }
@@ -210,8 +233,6 @@
         showStatus(status, "Updated " + formatTime(Date.now() / 1000).slice(11));
       } catch (err) {
         showError(status, err);
-      } finally {
-        window.setTimeout(refresh, refreshMs);
       }
     }
 
@@ -223,7 +244,7 @@
       render();
     });
     filter.addEventListener("input", render);
-    refresh();
+    every(refreshMs, refresh);
   }
 
   // --- a phone's page -----------------------------------------------------------------
@@ -462,12 +483,10 @@
         showStatus(status, "Updated " + formatTime(Date.now() / 1000).slice(11));
       } catch (err) {
         showError(status, err);
-      } finally {
-        window.setTimeout(refresh, refreshMs);
       }
     }
 
-    refresh();
+    every(refreshMs, refresh);
   }
 
   // --- doctor -------------------------------------------------------------------------
