@@ -197,6 +197,7 @@
     const count = section.querySelector("#phones-count");
     const refreshMs = Number(section.dataset.refreshMs || 3000);
     let rows = [];
+    let seen = ""; // the last answer: the table is rebuilt only when it changed (a selection stays)
     let sort = { key: "mac", dir: 1 };
 
     function render() {
@@ -207,8 +208,8 @@
         .filter((r) => matches(r, words))
         .sort((a, b) => {
           const [x, y] = [order(value(a)), order(value(b))];
-          if (x === null || x === undefined || y === null || y === undefined) return compareValues(x, y);
-          return sort.dir * compareValues(x, y) || compareValues(a.mac, b.mac);
+          const empty = x === null || x === undefined || y === null || y === undefined;
+          return (empty ? compareValues(x, y) : sort.dir * compareValues(x, y)) || compareValues(a.mac, b.mac);
         });
       const trs = shown.map((r) =>
         el("tr", { "data-mac": r.mac, "data-state": r.state }, ...keys.map((k) => phoneCell(r, k)))
@@ -228,8 +229,11 @@
     async function refresh() {
       try {
         const data = await api("/phones");
-        rows = data.phones;
-        render();
+        const now = JSON.stringify(data.phones);
+        if (now !== seen) {
+          [rows, seen] = [data.phones, now];
+          render();
+        }
         showStatus(status, "Updated " + formatTime(Date.now() / 1000).slice(11));
       } catch (err) {
         showError(status, err);
