@@ -3,14 +3,16 @@ driven by selenium) against the demo's lab: real dnsmasq, `phoneprov serve` and 
 admin` in the appliance's namespace, reached through a forwarded loopback port.
 
 The browser logs in, watches a phone go from `never fetched` to `provisioned` as the
-simulated phone boots (the page refreshes itself: no reload), resyncs it (the phone answers
-the check-sync and fetches again), enrols a phone DHCP discovered (which then provisions)
-and saves a screenshot of the phones page into the test's directory.
+simulated phone boots (the page refreshes itself: no reload), filters, reveals and masks its
+SIP password, resyncs it (the phone answers the check-sync and fetches again), enrols a
+phone DHCP discovered (which then provisions), sorts, reads the doctor's findings and saves
+a screenshot of the phones page into the test's directory.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -139,6 +141,10 @@ def phone_state(driver: Any, mac: str) -> str | None:
     return row["state"] if row else None
 
 
+def files_text(driver: Any) -> str:
+    return str(driver.execute_script('return document.getElementById("files").textContent'))
+
+
 def ip_key(address: str) -> tuple[int, ...]:
     return tuple(int(part) for part in address.split("."))
 
@@ -196,6 +202,10 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     wait_for(browser, "the phone's files", lambda d: d.find_elements(By.CSS_SELECTOR, "#files pre"))
     files = "\n".join(p.text for p in browser.find_elements(By.CSS_SELECTOR, "#files pre"))
     assert PHONE.password not in files and "********" in files
+    click(browser, By.ID, "reveal")  # asks again with ?reveal=1 (logged by the service)
+    wait_for(browser, "the password revealed", lambda d: PHONE.password in files_text(d))
+    click(browser, By.ID, "reveal")
+    wait_for(browser, "the password masked again", lambda d: PHONE.password not in files_text(d))
     listening = threading.Event()
     again: list[Any] = []
     phone_host = demo.phones[PHONE.name]
@@ -265,6 +275,22 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     click(browser, By.CSS_SELECTOR, 'th[data-col="address"] button')
     assert [r["address"] for r in phone_rows(browser)][:2] == leased[::-1]
     assert header.get_attribute("aria-sort") == "descending"
+
+    # the doctor's findings, each problem with its fix
+    click(browser, By.LINK_TEXT, "Doctor")
+    summary = wait_for(
+        browser,
+        "the doctor's findings",
+        lambda d: re.fullmatch(
+            r"(\d+) checks: \d+ failed, \d+ warnings", d.find_element(By.ID, "doctor-status").text
+        ),
+    )
+    findings = browser.find_elements(By.CSS_SELECTOR, "#findings li.finding")
+    assert len(findings) == int(summary.group(1)) > 0
+    problems = [f.text for f in findings if "level-ok" not in f.get_attribute("class")]
+    assert all("\nfix: " in text for text in problems), problems
+    click(browser, By.LINK_TEXT, "Phones")
+    wait_for(browser, "the phones again", lambda d: len(phone_rows(d)) == len(PHONES) + 1)
 
     shot = tmp_path / "admin-phones.png"
     assert browser.save_screenshot(str(shot))
