@@ -76,7 +76,10 @@ def demo() -> Iterator[Demo]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # Selenium Manager (which would download a driver) must never run: pointed at nothing,
+    # any attempt to use it fails the test
+    monkeypatch.setenv("SE_MANAGER_PATH", "/nonexistent/selenium-manager")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
