@@ -124,8 +124,8 @@ ROWS_JS = """
 return Array.from(document.querySelectorAll("table.phones tbody tr[data-mac]"), (tr) => {
   const row = {};
   for (const td of tr.querySelectorAll("td[data-col]")) row[td.dataset.col] = td.textContent;
-  row.state_text = row.state;  // the state in words and its detail, as shown
-  row.state = tr.dataset.state;
+  [row.mac_text, row.state_text] = [row.mac, row.state];  // with their details, as shown
+  [row.mac, row.state] = [tr.dataset.mac, tr.dataset.state];
   return row;
 });
 """
@@ -240,7 +240,13 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     # a phone in no inventory asks for a lease: discovered, enrolled from the page
     first = boot(demo, NEW_MAC, "D200")
     assert not first.ok  # it gets no options of ours yet
-    click(browser, By.LINK_TEXT, "Discovered")
+    click(browser, By.LINK_TEXT, "Phones")
+    wait_for(
+        browser,
+        "the new phone listed as discovered",
+        lambda d: (phone_row(d, NEW_MAC) or {}).get("mac_text") == NEW_MAC + "discovered",
+    )
+    click(browser, By.LINK_TEXT, NEW_MAC)  # a discovered phone's link: the enrol form
     form_css = f'form.enrol[data-mac="{NEW_MAC}"]'
     form = wait_for(
         browser, "the discovered phone", lambda d: d.find_elements(By.CSS_SELECTOR, form_css)

@@ -166,7 +166,11 @@
     const column = PHONE_COLUMNS[key];
     const value = column.value(row);
     if (key === "mac") {
-      return el("td", { "data-col": key }, el("a", { href: "/phones/" + macPath(row.mac) }, row.mac));
+      // a discovered phone has no page of its own yet: its link leads to the enrol form
+      const discovered = row.source === "discovered";
+      const href = discovered ? "/discovered" : "/phones/" + macPath(row.mac);
+      const source = row.source === "inventory" ? null : el("span", { class: "detail" }, row.source);
+      return el("td", { "data-col": key }, el("a", { href: href }, row.mac), source);
     }
     if (key === "state") {
       const detail = row.state_detail ? el("span", { class: "detail" }, row.state_detail) : null;
