@@ -12,6 +12,7 @@ from ..core.errors import InputError
 from ..core.mac import colon_mac
 
 REFRESH_MS = 3000  # the phones page asks the API again this often
+PHONE_REFRESH_MS = 5000  # a phone's page (not while its passwords are revealed)
 DISCOVERED_REFRESH_MS = 5000
 
 # The phones table's columns: key (admin.js knows each) and header.
@@ -42,7 +43,7 @@ def phone(mac: str) -> str:
         mac = colon_mac(mac)
     except InputError:
         abort(404)
-    return render_template("phone.html", mac=mac)
+    return render_template("phone.html", mac=mac, refresh_ms=PHONE_REFRESH_MS)
 
 
 @pages.get("/discovered")

@@ -283,6 +283,7 @@
 
   function phonePage(section) {
     const mac = section.dataset.mac;
+    const refreshMs = Number(section.dataset.refreshMs || 5000);
     const status = section.querySelector("#phone-status");
     const revealButton = section.querySelector("#reveal");
     const resyncButton = section.querySelector("#resync");
@@ -340,13 +341,19 @@
       section.querySelector("#files").replaceChildren(...blocks);
     }
 
+    let seen = ""; // the last answer: the page is rebuilt only when it changed
+
     async function load() {
       try {
         const phone = await api("/phones/" + macPath(mac) + (revealed ? "?reveal=1" : ""));
-        summary(phone);
-        options(phone);
-        files(phone);
-        fetchTable(section.querySelector("#fetches"), phone.fetches || []);
+        const now = JSON.stringify(phone);
+        if (now !== seen) {
+          seen = now;
+          summary(phone);
+          options(phone);
+          files(phone);
+          fetchTable(section.querySelector("#fetches"), phone.fetches || []);
+        }
         showStatus(status, "Updated " + formatTime(Date.now() / 1000).slice(11));
       } catch (err) {
         showError(status, err);
@@ -380,7 +387,9 @@
       }
     });
 
-    load();
+    // again every few seconds (a resync's fetches show up), but not while the passwords are
+    // revealed: each revealing request is logged, once is enough
+    every(refreshMs, () => (revealed ? null : load()));
   }
 
   // --- discovered phones --------------------------------------------------------------
