@@ -69,7 +69,7 @@ def _url_path(url: str) -> str:
 def _check_sync(config: Config, inventory: Inventory, macs: list[str]) -> list[Result]:
     from ..cli.sip import check_sync
 
-    return check_sync(config, inventory, macs)
+    return check_sync(config, inventory, macs, signals=False)
 
 
 class AdminService:

@@ -13,7 +13,6 @@ import logging
 import signal
 import socket
 import struct
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -175,22 +174,20 @@ class ClientTransactions:
         return True
 
 
-def run_service(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` until it returns; SIGTERM/SIGINT set `stop` for a clean shutdown
-    (in the main thread: another thread, such as a web server's, leaves signals alone)."""
-    signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread():
-        signals = ()
+def run_service(main: Callable[[asyncio.Event], Awaitable[None]], *, signals: bool = True) -> None:
+    """Run `main(stop)` until it returns; SIGTERM/SIGINT set `stop` for a clean shutdown.
+    `signals=False` leaves the process's signal handling alone (inside a web server)."""
+    handled = (signal.SIGTERM, signal.SIGINT) if signals else ()
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in signals:
+        for signum in handled:
             loop.add_signal_handler(signum, stop.set)
         try:
             await main(stop)
         finally:
-            for signum in signals:
+            for signum in handled:
                 loop.remove_signal_handler(signum)
 
     asyncio.run(runner())
