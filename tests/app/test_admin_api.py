@@ -385,3 +385,20 @@ def test_resync_without_lease(api: tuple[FlaskClient, str]) -> None:
         "/api/v1/phones/00:09:52:00:99:99/resync", headers={"X-CSRF-Token": token}
     )
     assert unknown.status_code == 404
+
+
+def test_enrol_says_when_the_dnsmasq_files_cannot_be_written(
+    config: Config, api: tuple[FlaskClient, str]
+) -> None:
+    client, token = api
+    discovered(config)
+    config.dhcp.hostsdir.write_text("not a directory")
+    response = enrol(client, token, STRANGER, {"model": "D200", "profile": "default"})
+    assert response.status_code == 500
+    message = response.get_json()["error"]
+    assert message.startswith(
+        "00:09:52:ab:cd:ef is enrolled, but its dnsmasq files were not written"
+    )
+    assert message.endswith("run `phoneprov apply` as root")
+    rows = client.get("/api/v1/phones").get_json()["phones"]
+    assert [r["source"] for r in rows if r["mac"] == "00:09:52:ab:cd:ef"] == ["enrolled"]

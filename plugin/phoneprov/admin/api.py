@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from ..core.errors import ConfigError, InputError
 from .auth import error
-from .service import AdminService, Conflict, NotFound
+from .service import AdminService, ApplyFailed, Conflict, NotFound
 
 blueprint = Blueprint("api", __name__)
 DEFAULT_LIMIT = 100
@@ -42,6 +42,11 @@ def _not_found(e: NotFound) -> Response:
 @blueprint.errorhandler(Conflict)
 def _conflict(e: Conflict) -> Response:
     return error(409, str(e))
+
+
+@blueprint.errorhandler(ApplyFailed)
+def _apply_failed(e: ApplyFailed) -> Response:
+    return error(500, str(e))
 
 
 @blueprint.errorhandler(ConfigError)

@@ -50,6 +50,10 @@ class Conflict(Exception):
     """409: the phone is in the inventory or enrolled already."""
 
 
+class ApplyFailed(Exception):
+    """500: the phone was enrolled, but its dnsmasq files could not be written."""
+
+
 def mask_passwords(body: bytes) -> bytes:
     """Every `<password>` value masked (SIP identities; the admin's hash too).
 
@@ -260,7 +264,14 @@ class AdminService:
                 raise Conflict(f"{colon_mac(mac)} is enrolled already")
             if "lines" in fields:
                 state.set_enrolled_lines(mac, json.dumps(fields["lines"]))
-        result = apply(self.config, resolve_settings(self.config), inventory)
+        try:
+            result = apply(self.config, resolve_settings(self.config), inventory)
+        except (OSError, ConfigError) as e:
+            log.error("admin %s enrolled %s, but apply failed: %s", who or "?", mac, e)
+            raise ApplyFailed(
+                f"{colon_mac(mac)} is enrolled, but its dnsmasq files were not written ({e}): "
+                "run `phoneprov apply` as root"
+            ) from None
         log.info(
             "admin %s enrolled %s (%s, %s): %s", who or "?", mac, model, profile, result.summary()
         )
