@@ -144,6 +144,11 @@ def phone_state(driver: Any, mac: str) -> str | None:
     return row["state"] if row else None
 
 
+def fetch_rows(driver: Any) -> int:
+    """Rows of a phone page's fetch history."""
+    return int(driver.execute_script('return document.querySelectorAll("#fetches td.path").length'))
+
+
 def files_text(driver: Any) -> str:
     return str(driver.execute_script('return document.getElementById("files").textContent'))
 
@@ -209,6 +214,8 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     wait_for(browser, "the password revealed", lambda d: PHONE.password in files_text(d))
     click(browser, By.ID, "reveal")
     wait_for(browser, "the password masked again", lambda d: PHONE.password not in files_text(d))
+    fetched = fetch_rows(browser)
+    assert fetched >= len(report.outcome.files)  # the phone's first round
     listening = threading.Event()
     again: list[Any] = []
     phone_host = demo.phones[PHONE.name]
@@ -236,6 +243,8 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
         waiter.join()
     assert result == "accepted", browser.find_element(By.ID, "resync-result").text
     assert again and again[0].ok, "\n".join(again[0].step_lines()) if again else "no report"
+    # the page refreshes itself: the second round shows in its fetch history
+    wait_for(browser, "the resync's fetches", lambda d: fetch_rows(d) > fetched)
 
     # a phone in no inventory asks for a lease: discovered, enrolled from the page
     first = boot(demo, NEW_MAC, "D200")
