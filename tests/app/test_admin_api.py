@@ -402,3 +402,17 @@ def test_enrol_says_when_the_dnsmasq_files_cannot_be_written(
     assert message.endswith("run `phoneprov apply` as root")
     rows = client.get("/api/v1/phones").get_json()["phones"]
     assert [r["source"] for r in rows if r["mac"] == "00:09:52:ab:cd:ef"] == ["enrolled"]
+
+
+def test_other_http_errors_are_json(api: tuple[FlaskClient, str]) -> None:
+    client, _ = api
+    response = client.get(f"/api/v1/phones/{D200}/resync")  # POST only
+    assert response.status_code == 405 and "error" in response.get_json()
+
+
+def test_an_outage_is_json_too(config: Config, api: tuple[FlaskClient, str]) -> None:
+    client, _ = api
+    config.state.write_bytes(b"this is not a database" * 100)
+    response = client.get("/api/v1/phones")
+    assert response.status_code == 500
+    assert "error" in response.get_json()

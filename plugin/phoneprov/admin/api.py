@@ -115,8 +115,3 @@ def doctor() -> Any:
 @blueprint.route("/models")
 def models() -> Any:
     return _service().models()
-
-
-@blueprint.route("/<path:_rest>", methods=["GET", "POST"])
-def unknown(_rest: str) -> Any:
-    return error(404, f"no such API route: {request.path}")

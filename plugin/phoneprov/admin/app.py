@@ -16,7 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from . import auth
 from .service import AdminService
@@ -96,6 +97,8 @@ def create_admin_app(
     app.extensions[SERVICE] = service or AdminService(config, clock=clock)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     app.before_request(auth.require_login)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
     app.after_request(_headers)
     app.register_blueprint(auth.blueprint)
 
@@ -117,6 +120,26 @@ SERVICE = "phoneprov_admin_service"
 
 def _no_pages() -> str:
     return render_template("base.html")
+
+
+def _http_error(e: HTTPException) -> Any:
+    """The API answers errors as JSON (405, 413...); pages keep Flask's own."""
+    if not request.path.startswith("/api/"):
+        return e
+    if e.code == 404:
+        return auth.error(404, f"no such API route: {request.path}")
+    return auth.error(e.code or 500, f"{e.name}: {request.method} {request.path}")
+
+
+def _unexpected(e: Exception) -> Any:
+    """A bug or an outage (the state database locked for too long...): logged with its
+    traceback; the API still answers JSON."""
+    if isinstance(e, HTTPException):
+        return _http_error(e)
+    log.exception("admin: %s %s failed", request.method, request.path)
+    if request.path.startswith("/api/"):
+        return auth.error(500, f"internal error ({type(e).__name__}); the server log has it")
+    return Response("internal error; the server log has it\n", 500, content_type="text/plain")
 
 
 def _headers(response: Response) -> Response:
