@@ -110,3 +110,42 @@ def test_cli_token_create_list_revoke(tmp_path: Path) -> None:
     assert revoked.exit_code == 0
     again = runner.invoke(cli, ["admin-token", "revoke", "-c", str(config), "ci"])
     assert again.exit_code == 2 and "no API token 'ci'" in again.stderr
+
+
+def test_cli_password_prompt_twice_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the password is asked twice, hidden (a pty is the child's terminal)."""
+    import os
+    import pty
+    import sys
+
+    config = _config(tmp_path)
+    phoneprov = Path(sys.executable).parent / "phoneprov"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its terminal is the pty
+        try:
+            os.execv(
+                str(phoneprov), [str(phoneprov), "admin-user", "add", "-c", str(config), "bob"]
+            )
+        finally:
+            os._exit(127)  # never back into pytest
+    seen = b""
+
+    def until(text: bytes) -> None:
+        nonlocal seen
+        while text not in seen:
+            chunk = os.read(fd, 1024)
+            assert chunk, seen
+            seen += chunk
+
+    try:
+        until(b"Password: ")
+        os.write(fd, b"tty-password-1\n")
+        until(b"Repeat for confirmation: ")
+        os.write(fd, b"tty-password-1\n")
+        until(b"added bob")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"tty-password-1" not in seen  # not echoed
+    assert users.check_login(users.load(tmp_path / "admin-users"), "bob", "tty-password-1")
