@@ -125,3 +125,11 @@ def test_the_api_paths_the_script_asks_for_exist(app, logged_in):
     rules = {re.sub(r"<[^>]+>", "<mac>", rule.rule) for rule in app.url_map.iter_rules()}
     for prefix, suffix in per_phone:
         assert f"/api/v1{prefix}/<mac>{suffix}" in rules
+
+
+def test_the_script_puts_values_in_as_text_never_as_html():
+    """Discovered phones' vendor classes and addresses come from any DHCP client on the LAN:
+    the page must never parse them as HTML (the CSP forbids inline scripts as well)."""
+    script = (STATIC / "admin.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script

@@ -69,3 +69,20 @@ def test_nothing_listening_in_the_namespace_ends_the_connection_without_an_answe
         except ConnectionResetError:  # closed with our bytes unread: a reset
             answer = b""
         assert answer == b""
+
+
+def test_close_cuts_the_connections_it_relays(lab):
+    host = lab.add_host("appl", "10.231.70.1/24")
+    server, port = echo_server(host.netns)  # answers only once the client stops sending
+    try:
+        forward = PortForward(host.netns, ("127.0.0.1", port))
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as conn:
+            conn.sendall(b"still talking")
+            forward.close()
+            try:
+                rest = conn.recv(4096)
+            except ConnectionResetError:
+                rest = b""
+        assert rest == b""  # ended, without the server's answer
+    finally:
+        server.close()
