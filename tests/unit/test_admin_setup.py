@@ -69,3 +69,22 @@ def test_argv_tls_and_its_limit(tmp_path: Path) -> None:
         admin_argv(options, activated=True)
     with pytest.raises(ConfigError, match="host:port"):
         admin_argv(AdminOptions("8090"), activated=False)
+
+
+@pytest.mark.parametrize(("listen", "warned"), [("127.0.0.1:8090", False), ("0.0.0.0:8090", True)])
+def test_admin_command_options_and_the_clear_text_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listen: str, warned: bool
+) -> None:
+    from click.testing import CliRunner
+
+    from phoneprov.admin import launcher
+    from phoneprov.cli import cli
+
+    config = tmp_path / "phoneprov.toml"
+    config.write_text('[admin]\nidle_exit = 30\n[paths]\nstate = "state.db"\n')
+    started: list[AdminOptions] = []
+    monkeypatch.setattr(launcher, "exec_admin", lambda _path, options: started.append(options))
+    result = CliRunner().invoke(cli, ["admin", "-c", str(config), "--listen", listen])
+    assert result.exit_code == 0, result.output
+    assert started == [AdminOptions(listen, idle_exit=30.0)]
+    assert ("without TLS" in result.stderr) == warned

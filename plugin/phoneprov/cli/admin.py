@@ -75,8 +75,16 @@ def admin(
     config = _config(config_file)
     if bool(tls_cert) != bool(tls_key):
         raise Failed("give --tls-cert and --tls-key together")
+    address = listen or config.admin.listen
+    host = address.rpartition(":")[0].strip("[]")
+    if not tls_cert and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: the admin page on {address} without TLS: passwords and session cookies "
+            "cross the network in clear (give --tls-cert/--tls-key, or keep it on loopback)",
+            err=True,
+        )
     options = AdminOptions(
-        listen=listen or config.admin.listen,
+        listen=address,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
         idle_exit=config.admin.idle_exit if idle_exit is None else idle_exit,
