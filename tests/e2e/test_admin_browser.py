@@ -53,6 +53,7 @@ pytestmark = [
 WAIT = 30.0  # the longest any one step may take (bounded waits, no fixed sleeps)
 PHONE = PHONES[0]  # the demo's phone1: in the inventory, D200, options 66+67
 NEW_MAC = "00:09:52:00:00:41"  # a D-series phone in no inventory: DHCP discovers it
+HOSTILE = "<script>document.title++</script><b>D-series</b>"  # its DHCP vendor class
 NEW_LINE = ("299", "new-phone-secret", "New desk", PBX_IP)
 
 
@@ -167,12 +168,12 @@ def log_in(driver: Any, demo: Demo) -> None:
     wait_for(driver, "the phones page", lambda d: d.find_elements(By.CSS_SELECTOR, "table.phones"))
 
 
-def boot(demo: Demo, mac: str, model: str) -> Any:
+def boot(demo: Demo, mac: str, model: str, vendor_class: str | None = None) -> Any:
     """The simulated phone's provisioning (DHCP, time, URL, fetch chain, apply)."""
     from phoneprov.phone.simulator import simulate
 
     host = next(h for h in demo.lab.hosts.values() if h.mac == mac)
-    return simulate(DeviceInfo(mac, model), netns=host.netns)
+    return simulate(DeviceInfo(mac, model), netns=host.netns, vendor_class=vendor_class)
 
 
 def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
@@ -247,7 +248,7 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     wait_for(browser, "the resync's fetches", lambda d: fetch_rows(d) > fetched)
 
     # a phone in no inventory asks for a lease: discovered, enrolled from the page
-    first = boot(demo, NEW_MAC, "D200")
+    first = boot(demo, NEW_MAC, "D200", vendor_class=HOSTILE)
     assert not first.ok  # it gets no options of ours yet
     click(browser, By.LINK_TEXT, "Phones")
     wait_for(
@@ -260,6 +261,11 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     form = wait_for(
         browser, "the discovered phone", lambda d: d.find_elements(By.CSS_SELECTOR, form_css)
     )[0]
+    # what any DHCP client sends is shown as text, never run or parsed as HTML
+    cells = browser.find_elements(By.CSS_SELECTOR, f'tr[data-mac="{NEW_MAC}"] td')
+    assert cells[1].text == HOSTILE
+    assert not browser.find_elements(By.CSS_SELECTOR, "table.discovered script, table.discovered b")
+    assert "NaN" not in browser.title
     Select(form.find_element(By.NAME, "model")).select_by_visible_text("D200")
     Select(form.find_element(By.NAME, "profile")).select_by_visible_text("default")
     for name, value in zip(
