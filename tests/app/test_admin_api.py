@@ -5,6 +5,7 @@ records them, resync sends real check-sync NOTIFYs over UDP on loopback."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -416,3 +417,28 @@ def test_an_outage_is_json_too(config: Config, api: tuple[FlaskClient, str]) -> 
     response = client.get("/api/v1/phones")
     assert response.status_code == 500
     assert "error" in response.get_json()
+
+
+def test_an_edit_not_yet_resynced_makes_the_changed_phone_pending(
+    config: Config, api: tuple[FlaskClient, str]
+) -> None:
+    from phoneprov.sip.changes import apply_with_changes
+
+    client, _ = api
+    record(config, leases=[lease(D200), lease(D400, "10.0.0.6")])
+    apply_with_changes(config, time.time())  # `apply --resync` records every phone's digest
+    boot(config, D200)
+    boot(config, D400, ip="10.0.0.6")
+    assert {phone_row(client, m)["state"] for m in ("00:09:52:00:00:0e", "00:09:52:00:00:1f")} == {
+        "provisioned"
+    }
+    inventory = config.inventory_path
+    inventory.write_text(inventory.read_text().replace("Front desk", "Front office"))
+    edited = time.time()  # after every fetch so far, before any to come
+    os.utime(inventory, (edited, edited))
+    row = phone_row(client, "00:09:52:00:00:0e")
+    assert row["state"] == "pending" and row["name"] == "Front office"
+    assert row["state_detail"].startswith("changed since it last fetched: the entry")
+    assert phone_row(client, "00:09:52:00:00:1f")["state"] == "provisioned"  # not edited
+    boot(config, D200)  # it fetches the new files
+    assert phone_row(client, "00:09:52:00:00:0e")["state"] == "provisioned"

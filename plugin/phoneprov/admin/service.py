@@ -9,13 +9,16 @@ times as Unix seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -121,7 +124,7 @@ class AdminService:
         catalog = self.catalog()
         now = self.clock()
         with self.state() as state:
-            facts = _Facts(state, now)
+            facts = self._facts(state, catalog, now)
             rows = [self._row(catalog, d, facts) for d in catalog.inventory.devices.values()]
             known = catalog.inventory.devices
             for found in facts.discovered:
@@ -141,7 +144,7 @@ class AdminService:
         token = device_token_for(self.config, settings, device.mac)
         entry_url = settings.layout.entry_url(settings.server_url, device.type, device.mac, token)
         with self.state() as state:
-            facts = _Facts(state, self.clock())
+            facts = self._facts(state, catalog, self.clock())
             row = self._row(catalog, device, facts)
             history = facts.fetches(device.mac)
         if reveal:
@@ -277,7 +280,8 @@ class AdminService:
         )
         catalog = self.catalog()
         with self.state() as state:
-            row = self._row(catalog, catalog.inventory.devices[mac], _Facts(state, self.clock()))
+            facts = self._facts(state, catalog, self.clock())
+            row = self._row(catalog, catalog.inventory.devices[mac], facts)
         return {"phone": row, "applied": result.summary()}
 
     # resync -------------------------------------------------------------------------------------
@@ -302,6 +306,26 @@ class AdminService:
         ]
 
     # rows -----------------------------------------------------------------------------------------
+    def _facts(self, state: State | None, catalog: Catalog, now: float) -> _Facts:
+        """The state database's facts, and the changes `apply --resync` has not recorded."""
+        facts = _Facts(state, now)
+        if facts.recorded:
+            facts.note_edits(self._unrecorded(catalog, facts.recorded), _edited_at(self.config))
+        return facts
+
+    def _unrecorded(self, catalog: Catalog, recorded: dict[str, str]) -> list[str]:
+        """The devices whose files (or options) differ from what the last `apply --resync`
+        recorded: edited since, computed as `apply --resync` computes it."""
+        from ..dnsmasq.apply import plan
+        from ..sip.changes import device_digests
+        from ..site import resolve_settings, token_secret
+
+        settings = resolve_settings(self.config)
+        macs = list(catalog.inventory.devices)
+        dhcp = plan(settings, macs, token_secret(self.config, settings))
+        digests = device_digests(catalog, dhcp, settings.layout.style)
+        return [mac for mac, digest in digests.items() if recorded.get(mac, digest) != digest]
+
     def _device(self, catalog: Catalog, mac_text: str) -> Device:
         device = catalog.inventory.devices.get(norm_mac(mac_text))
         if device is None:
@@ -430,6 +454,7 @@ class _Facts:
         self._fetches: dict[str, list[Fetch]] = {}
         self._changed: dict[str, float] = {}
         self.discovered = state.discovered() if state is not None else []
+        self.recorded = state.rendered() if state is not None else {}  # at `apply --resync`
         if state is not None:
             for mac, at in state.db.execute("SELECT mac, at FROM rendered"):
                 self._changed[mac] = float(at)
@@ -447,7 +472,24 @@ class _Facts:
             self._fetches[mac] = self.state.fetches(mac, HISTORY) if self.state else []
         return self._fetches[mac]
 
+    def note_edits(self, macs: list[str], edited_at: float) -> None:
+        """`macs` changed after the last `apply --resync`: at the latest edit of the files."""
+        for mac in macs:
+            self._changed[mac] = max(edited_at, self._changed.get(mac, edited_at))
+
     def changed_at(self, mac: str) -> float | None:
-        """When the phone's files last changed, as far as recorded: its digest at the last
-        `apply --resync` changed, or it was enrolled."""
+        """When the phone's files last changed, as far as known: its digest at the last
+        `apply --resync` changed, it was enrolled, or (not recorded yet) the inventory or
+        a template was edited since."""
         return self._changed.get(mac)
+
+
+def _edited_at(config: Config) -> float:
+    """When the inventory or a template was last modified (their newest mtime)."""
+    paths = [config.inventory_path, config.inventory_path.with_suffix(".toml")]
+    paths += [Path(d, f) for d, _dirs, files in os.walk(config.templates) for f in files]
+    newest = 0.0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.stat().st_mtime)
+    return newest
