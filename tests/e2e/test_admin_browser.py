@@ -145,6 +145,14 @@ def phone_state(driver: Any, mac: str) -> str | None:
     return row["state"] if row else None
 
 
+FETCH_LINK_JS = """
+const done = arguments[arguments.length - 1];
+fetch(document.getElementById(arguments[0]).href)
+  .then((r) => r.text().then((body) => done([r.status, body])))
+  .catch((err) => done([0, String(err)]));
+"""
+
+
 def fetch_rows(driver: Any) -> int:
     """Rows of a phone page's fetch history."""
     return int(driver.execute_script('return document.querySelectorAll("#fetches td.path").length'))
@@ -211,6 +219,9 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
     wait_for(browser, "the phone's files", lambda d: d.find_elements(By.CSS_SELECTOR, "#files pre"))
     files = "\n".join(p.text for p in browser.find_elements(By.CSS_SELECTOR, "#files pre"))
     assert PHONE.password not in files and "********" in files
+    # the backup & restore file behind the download link (the session's cookie goes along)
+    status, backup = browser.execute_async_script(FETCH_LINK_JS, "backup")
+    assert status == 200 and "<configuration" in backup and PHONE.display_name in backup
     click(browser, By.ID, "reveal")  # asks again with ?reveal=1 (logged by the service)
     wait_for(browser, "the password revealed", lambda d: PHONE.password in files_text(d))
     click(browser, By.ID, "reveal")
