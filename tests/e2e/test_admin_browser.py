@@ -313,6 +313,7 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
 
     # the doctor's findings, each problem with its fix
     click(browser, By.LINK_TEXT, "Doctor")
+    click(browser, By.ID, "doctor-run")
     summary = wait_for(
         browser,
         "the doctor's findings",

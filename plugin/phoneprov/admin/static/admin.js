@@ -192,6 +192,14 @@
     return words.every((w) => haystack.includes(w) || haystack.includes(w.replace(/[-:.]/g, "")));
   }
 
+  /* ": 3 provisioned, 1 never fetched" over all phones, most frequent first. */
+  function stateCounts(rows) {
+    const counts = new Map();
+    for (const r of rows) counts.set(r.state, (counts.get(r.state) || 0) + 1);
+    const parts = Array.from(counts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    return parts.length ? ": " + parts.map(([state, n]) => n + " " + state).join(", ") : "";
+  }
+
   function phonesPage(section) {
     const table = section.querySelector("table.phones");
     const body = table.querySelector("tbody");
@@ -223,7 +231,7 @@
         trs.push(el("tr", {}, el("td", { colspan: keys.length, class: "empty" }, message)));
       }
       body.replaceChildren(...trs);
-      count.textContent = shown.length + " of " + rows.length + " phones";
+      count.textContent = shown.length + " of " + rows.length + " phones" + stateCounts(rows);
       for (const th of table.querySelectorAll("thead th")) {
         const on = th.dataset.col === sort.key;
         th.setAttribute("aria-sort", on ? (sort.dir > 0 ? "ascending" : "descending") : "none");
@@ -469,7 +477,14 @@
       for (const d of found) {
         seen.add(d.mac);
         let tr = body.querySelector('tr[data-mac="' + d.mac + '"]');
-        const cells = [d.mac, text(d.vendor_class), text(d.address), formatTime(d.first_seen), formatTime(d.last_seen)];
+        const cells = [
+          d.mac,
+          text(d.vendor_class),
+          text(d.reason),
+          text(d.address),
+          formatTime(d.first_seen),
+          formatTime(d.last_seen),
+        ];
         if (!tr) {
           tr = el("tr", { "data-mac": d.mac });
           for (const _ of cells) tr.append(el("td"));
@@ -488,7 +503,7 @@
       if (body.querySelector("tr[data-mac]")) {
         if (empty) empty.remove();
       } else if (!empty) {
-        body.append(el("tr", { class: "none" }, el("td", { colspan: 6, class: "empty" }, "No discovered phones.")));
+        body.append(el("tr", { class: "none" }, el("td", { colspan: 7, class: "empty" }, "No discovered phones.")));
       }
     }
 
@@ -540,8 +555,8 @@
       }
     }
 
+    // run on request only: the checks fetch every phone's files from the running server
     button.addEventListener("click", run);
-    run();
   }
 
   const PAGES = { phones: phonesPage, phone: phonePage, discovered: discoveredPage, doctor: doctorPage };
