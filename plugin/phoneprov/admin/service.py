@@ -9,25 +9,23 @@ times as Unix seconds.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..core.errors import ConfigError, InputError
-from ..core.inventory import Device, Inventory, Profile, Record
+from ..core.inventory import Device, Inventory, Record
 from ..core.mac import colon_mac, norm_mac
 from ..core.phonestate import ENTRY, FetchSeen, fetched_name, phone_state, refusal_reason
 from ..core.reference import resolve_reference
-from ..state.db import Fetch, Lease, State, open_state
+from ..state.db import Fetch, State, open_state
+from .facts import Facts, edited_at, line_table
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("phoneprov.admin")
 
-HISTORY = 200  # fetch-log rows per phone its state is computed from
 MAX_LIMIT = 1000
 MASK = "********"
 PASSWORD = re.compile(r"(<password>)([^<]+)(</password>)")
@@ -196,7 +193,7 @@ class AdminService:
         limit = max(1, min(limit, MAX_LIMIT))
         self.catalog()  # the inventory, for the reasons of refusals
         with self.state() as state:
-            facts = _Facts(state, self.clock())
+            facts = Facts(state, self.clock())
             rows = state.fetches(mac, limit) if state is not None else []
             return [self._fetch(f, facts) for f in rows]
 
@@ -256,7 +253,7 @@ class AdminService:
             raise InputError(f"unknown profile {profile!r}; known: {known}")
         fields: dict[str, Any] = {"mac": mac, "type": model, "profile": profile}
         if line1:
-            fields["lines"] = [_line_table(line1, catalog.inventory.profiles[profile])]
+            fields["lines"] = [line_table(line1, catalog.inventory.profiles[profile])]
         record = Record(fields, f"enrolment of {colon_mac(mac)}")
         try:  # the phone with everything else, validated before anything is written
             inventory = load_inventory(self.config, [*enrolled_records(self.config.state), record])
@@ -306,11 +303,11 @@ class AdminService:
         ]
 
     # rows -----------------------------------------------------------------------------------------
-    def _facts(self, state: State | None, catalog: Catalog, now: float) -> _Facts:
+    def _facts(self, state: State | None, catalog: Catalog, now: float) -> Facts:
         """The state database's facts, and the changes `apply --resync` has not recorded."""
-        facts = _Facts(state, now)
+        facts = Facts(state, now)
         if facts.recorded:
-            facts.note_edits(self._unrecorded(catalog, facts.recorded), _edited_at(self.config))
+            facts.note_edits(self._unrecorded(catalog, facts.recorded), edited_at(self.config))
         return facts
 
     def _unrecorded(self, catalog: Catalog, recorded: dict[str, str]) -> list[str]:
@@ -332,7 +329,7 @@ class AdminService:
             raise NotFound(f"{mac_text} is not in the inventory")
         return device
 
-    def _row(self, catalog: Catalog, device: Device, facts: _Facts) -> dict[str, Any]:
+    def _row(self, catalog: Catalog, device: Device, facts: Facts) -> dict[str, Any]:
         from ..site import is_enrolled
 
         chain = (ENTRY, *catalog.names(device))
@@ -347,7 +344,7 @@ class AdminService:
             "name": (line1.display_name or None) if line1 else None,
         } | self._status(device.mac, chain, changed, facts)
 
-    def _discovered_row(self, mac: str, facts: _Facts) -> dict[str, Any]:
+    def _discovered_row(self, mac: str, facts: Facts) -> dict[str, Any]:
         return {
             "mac": colon_mac(mac),
             "source": "discovered",
@@ -357,7 +354,7 @@ class AdminService:
         } | self._status(mac, (), None, facts)
 
     def _status(
-        self, mac: str, chain: tuple[str, ...], changed_at: float | None, facts: _Facts
+        self, mac: str, chain: tuple[str, ...], changed_at: float | None, facts: Facts
     ) -> dict[str, Any]:
         lease = facts.lease(mac)
         history = facts.fetches(mac)
@@ -382,7 +379,7 @@ class AdminService:
             "state_detail": state.detail,
         }
 
-    def _fetch(self, fetch: Fetch, facts: _Facts) -> dict[str, Any]:
+    def _fetch(self, fetch: Fetch, facts: Facts) -> dict[str, Any]:
         reason = None
         if fetch.status not in (200, 304):
             known = (
@@ -408,88 +405,3 @@ class AdminService:
             "bytes": fetch.bytes,
             "reason": reason,
         }
-
-
-def _line_table(line1: dict[str, Any], profile: Profile) -> dict[str, Any]:
-    """Line 1 as the inventory writes it, from the enrol form's {user, password,
-    display_name, registrar}; what it leaves out comes from the profile's line 1."""
-    unknown = set(line1) - {"user", "password", "display_name", "registrar"}
-    if unknown:
-        raise InputError(
-            f"line1 takes user, password, display_name, registrar; not {sorted(unknown)}"
-        )
-    if not all(isinstance(v, str) for v in line1.values()):
-        raise InputError("line1's values must be strings")
-    base = profile.settings.lines[0] if profile.settings.lines else None
-    table: dict[str, Any] = {}
-    if base is not None:
-        table = {
-            "registrar": base.registrar,
-            "port": base.port,
-            "domain": base.domain,
-            "dtmf": base.dtmf,
-            "register_interval": base.register_interval,
-        }
-    table |= {
-        "username": line1.get("user", ""),
-        "password": line1.get("password", ""),
-        "display_name": line1.get("display_name", ""),
-    }
-    if line1.get("registrar"):
-        table["registrar"] = line1["registrar"]
-    if not table["username"]:
-        raise InputError("line1 needs a user")
-    if not table.get("registrar"):
-        raise InputError(f"line1 needs a registrar (profile {profile.name} has no line 1)")
-    return table
-
-
-class _Facts:
-    """What the state database says, read once per answer."""
-
-    def __init__(self, state: State | None, now: float) -> None:
-        self.state = state
-        self.now = now
-        self._leases: dict[str, Lease | None] = {}
-        self._fetches: dict[str, list[Fetch]] = {}
-        self._changed: dict[str, float] = {}
-        self.discovered = state.discovered() if state is not None else []
-        self.recorded = state.rendered() if state is not None else {}  # at `apply --resync`
-        if state is not None:
-            for mac, at in state.db.execute("SELECT mac, at FROM rendered"):
-                self._changed[mac] = float(at)
-            for row in state.enrolled():
-                at = float(row["enrolled_at"])
-                self._changed[row["mac"]] = max(at, self._changed.get(row["mac"], at))
-
-    def lease(self, mac: str) -> Lease | None:
-        if mac not in self._leases:
-            self._leases[mac] = self.state.lease_for(mac, self.now) if self.state else None
-        return self._leases[mac]
-
-    def fetches(self, mac: str) -> list[Fetch]:
-        if mac not in self._fetches:
-            self._fetches[mac] = self.state.fetches(mac, HISTORY) if self.state else []
-        return self._fetches[mac]
-
-    def note_edits(self, macs: list[str], edited_at: float) -> None:
-        """`macs` changed after the last `apply --resync`: at the latest edit of the files."""
-        for mac in macs:
-            self._changed[mac] = max(edited_at, self._changed.get(mac, edited_at))
-
-    def changed_at(self, mac: str) -> float | None:
-        """When the phone's files last changed, as far as known: its digest at the last
-        `apply --resync` changed, it was enrolled, or (not recorded yet) the inventory or
-        a template was edited since."""
-        return self._changed.get(mac)
-
-
-def _edited_at(config: Config) -> float:
-    """When the inventory or a template was last modified (their newest mtime)."""
-    paths = [config.inventory_path, config.inventory_path.with_suffix(".toml")]
-    paths += [Path(d, f) for d, _dirs, files in os.walk(config.templates) for f in files]
-    newest = 0.0
-    for path in paths:
-        with contextlib.suppress(OSError):
-            newest = max(newest, path.stat().st_mtime)
-    return newest
