@@ -31,8 +31,7 @@ class Facts:
         self.discovered = state.discovered() if state is not None else []
         self.recorded = state.rendered() if state is not None else {}  # at `apply --resync`
         if state is not None:
-            for mac, at in state.db.execute("SELECT mac, at FROM rendered"):
-                self._changed[mac] = float(at)
+            self._changed = state.rendered_at()
             for row in state.enrolled():
                 at = float(row["enrolled_at"])
                 self._changed[row["mac"]] = max(at, self._changed.get(row["mac"], at))

@@ -232,6 +232,11 @@ class State:
         """MAC → digest of its files, as last recorded."""
         return {r["mac"]: r["digest"] for r in self.db.execute("SELECT mac, digest FROM rendered")}
 
+    def rendered_at(self) -> dict[str, float]:
+        """MAC → when its digest last changed (at an `apply --resync`)."""
+        rows = self.db.execute("SELECT mac, at FROM rendered")
+        return {r["mac"]: float(r["at"]) for r in rows}
+
     def record_rendered(self, digests: dict[str, str], now: float) -> None:
         """Make the table say `digests` (devices not in it are forgotten); `at` changes only
         with a device's digest."""
