@@ -283,6 +283,12 @@ def test_the_admin_watches_a_phone_provision_resyncs_it_and_enrols_a_new_one(
         ("user", "password", "display_name", "registrar"), NEW_LINE, strict=True
     ):
         form.find_element(By.NAME, name).send_keys(value)
+    # the list refreshes itself meanwhile without touching the form being filled in
+    updated = browser.find_element(By.ID, "discovered-status").text
+    wait_for(
+        browser, "a refresh", lambda d: d.find_element(By.ID, "discovered-status").text != updated
+    )
+    assert form.find_element(By.NAME, "display_name").get_attribute("value") == NEW_LINE[2]
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait_for(
         browser,
