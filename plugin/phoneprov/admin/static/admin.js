@@ -415,19 +415,19 @@
       el("input", { type: "hidden", name: "csrf_token", value: csrfToken() }),
       selectOf("model", choices.models, "Model", choices.default_model),
       selectOf("profile", choices.profiles, "Profile", choices.default_profile),
-      el("label", {}, "Line 1 user ", el("input", { name: "user", autocomplete: "off", size: 10 })),
       el(
-        "label",
+        "fieldset",
         {},
-        "password ",
-        el("input", { name: "password", type: "password", autocomplete: "new-password", size: 10 })
-      ),
-      el("label", {}, "display name ", el("input", { name: "display_name", size: 14 })),
-      el(
-        "label",
-        {},
-        "registrar ",
-        el("input", { name: "registrar", size: 14, placeholder: "the profile's" })
+        el("legend", {}, "Line 1 (optional)"),
+        el("label", {}, "user ", el("input", { name: "user", autocomplete: "off", size: 10 })),
+        el(
+          "label",
+          {},
+          "password ",
+          el("input", { name: "password", type: "password", autocomplete: "new-password", size: 10 })
+        ),
+        el("label", {}, "display name ", el("input", { name: "display_name", size: 14 })),
+        el("label", {}, "registrar ", el("input", { name: "registrar", size: 14, placeholder: "the profile's" }))
       ),
       el("button", { type: "submit" }, "Enrol"),
       el("output", { class: "result", role: "status" })
