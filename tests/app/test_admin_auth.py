@@ -30,9 +30,12 @@ def test_api_without_credentials_is_401_json(app: Flask, path: str) -> None:
 
 
 def test_pages_without_a_session_redirect_to_login(app: Flask) -> None:
-    response = app.test_client().get("/?x=1")
+    client = app.test_client()
+    response = client.get("/phones/00095200000E?a=1&b=2")
     assert response.status_code == 302
-    assert response.headers["Location"].startswith("/login?next=/")
+    assert response.headers["Location"] == "/login?next=%2Fphones%2F00095200000E%3Fa%3D1%26b%3D2"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'name="next" value="/phones/00095200000E?a=1&amp;b=2"' in page
 
 
 def test_login_page_and_static_need_nothing(app: Flask) -> None:

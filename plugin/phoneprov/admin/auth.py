@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -214,7 +214,7 @@ def require_login() -> BaseResponse | None:
             response = error(401, "authentication required: log in or send Authorization: Bearer")
             response.headers["WWW-Authenticate"] = 'Bearer realm="phoneprov"'
             return response
-        return redirect("/login?next=" + _safe_next(request.full_path.rstrip("?")))
+        return redirect("/login?" + urlencode({"next": _safe_next(request.full_path.rstrip("?"))}))
     g.user, g.via = user, "session"
     return _check_state_change()
 
