@@ -134,6 +134,10 @@ def test_any_history_gives_one_of_the_states(
         (403, ENTRY_PATH, True, "token", None, "token required"),
         (403, ENTRY_PATH, True, "lease", None, "no live lease"),
         (403, ENTRY_PATH, True, "lease", "10.0.0.9", "not the phone's lease address (10.0.0.9)"),
+        (403, ENTRY_PATH, True, "lease", "10.0.0.5", "no live lease of this phone when it asked"),
+        (500, ENTRY_PATH, True, "lease", "10.0.0.5", "template failed"),
+        (503, ENTRY_PATH, True, "lease", "10.0.0.5", "state database"),
+        (418, ENTRY_PATH, True, "lease", "10.0.0.5", "HTTP 418"),
     ],
 )
 def test_refusal_reason(

@@ -99,7 +99,7 @@ def refusal_reason(
         return f"{ip} holds no lease of this phone (it has no live lease)"
     if lease_ip != ip:
         return f"{ip} is not the phone's lease address ({lease_ip})"
-    return "refused (the server's log gives the reason)"
+    return f"{ip} held no live lease of this phone when it asked (recorded later, or expired)"
 
 
 def phone_state(
