@@ -67,8 +67,6 @@ def enrolled_records(state_path: Path) -> list[Record]:
     """Auto-enrolled phones from the state database, as inventory records."""
     if not state_path.exists():
         return []
-    import json
-
     from .state.db import State
 
     with State(state_path) as state:
@@ -76,11 +74,23 @@ def enrolled_records(state_path: Path) -> list[Record]:
         return [
             Record(
                 {"mac": row["mac"], "type": row["type"], "profile": row["profile"]}
-                | ({"lines": json.loads(lines[row["mac"]])} if row["mac"] in lines else {}),
+                | _lines(lines.get(row["mac"])),
                 f"{state_path}: enrolled {row['mac']}",
             )
             for row in state.enrolled()
         ]
+
+
+def _lines(text: str | None) -> dict[str, list[object]]:
+    """An enrolled phone's `lines`, from their JSON; none when absent or not a JSON list
+    (the inventory's validation checks what they say)."""
+    import json
+
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return {}
+    return {"lines": value} if isinstance(value, list) else {}
 
 
 def full_inventory(config: Config) -> Inventory:

@@ -31,3 +31,12 @@ def test_rendered_at_changes_with_the_digest_only(tmp_path: Path) -> None:
         assert state.rendered_at() == {MAC: 10.0}
         state.record_rendered({MAC: "b"}, 30.0)
         assert state.rendered_at() == {MAC: 30.0}
+
+
+def test_unreadable_enrolled_lines_are_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with State(path) as state:
+        state.enrol(MAC, "D200", "default", 1.0)
+        state.set_enrolled_lines(MAC, "{not json")
+    [record] = enrolled_records(path)
+    assert record.fields == {"mac": MAC, "type": "D200", "profile": "default"}
