@@ -70,13 +70,27 @@ def enrolled_records(state_path: Path) -> list[Record]:
     from .state.db import State
 
     with State(state_path) as state:
+        lines = state.enrolled_lines()  # set when the admin page enrolled the phone
         return [
             Record(
-                {"mac": row["mac"], "type": row["type"], "profile": row["profile"]},
+                {"mac": row["mac"], "type": row["type"], "profile": row["profile"]}
+                | _lines(lines.get(row["mac"])),
                 f"{state_path}: enrolled {row['mac']}",
             )
             for row in state.enrolled()
         ]
+
+
+def _lines(text: str | None) -> dict[str, list[object]]:
+    """An enrolled phone's `lines`, from their JSON; none when absent or not a JSON list
+    (the inventory's validation checks what they say)."""
+    import json
+
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return {}
+    return {"lines": value} if isinstance(value, list) else {}
 
 
 def full_inventory(config: Config) -> Inventory:

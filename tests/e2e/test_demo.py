@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
 
 import pytest
 from pyroute2 import netns
 
+from phoneprov.lab.demo import PHONES
+
 pytestmark = pytest.mark.e2e
 
 DEMO = [sys.executable, "-m", "phoneprov", "demo"]
+ADMIN_LINE = re.compile(
+    r"^admin page: (http://127\.0\.0\.1:\d+/) \(.*\); user admin, one-time password (\S+)$",
+    re.MULTILINE,
+)
 
 
 def namespaces_of(pid: int) -> list[str]:
@@ -62,6 +73,60 @@ def test_demo_provisions_and_registers_three_phones_and_a_resync(e2e_ready):
     assert "change arrived on phone1: yes" in out
     assert re.search(r"dnsmasq still running with pid \d+: True", out)
     assert "FAIL" not in out
+    assert ADMIN_LINE.search(out), out  # the admin page ran beside it
+    assert namespaces_of(proc.pid) == []
+
+
+class CsrfToken(HTMLParser):
+    token = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "meta" and found.get("name") == "csrf-token":
+            self.token = found.get("content") or ""
+
+
+def admin_get(url: str, password: str, path: str) -> dict:
+    """Log in at the admin page as `admin` (a session cookie), then GET `path` as JSON."""
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+    )
+    page = CsrfToken()
+    with opener.open(url + "login", timeout=10) as answer:
+        page.feed(answer.read().decode())
+    form = {"username": "admin", "password": password, "csrf_token": page.token}
+    with opener.open(url + "login", urllib.parse.urlencode(form).encode(), timeout=10) as answer:
+        assert answer.url.rstrip("/") == url.rstrip("/"), answer.url  # to the phones page
+    with opener.open(url + path, timeout=30) as answer:
+        return dict(json.load(answer))
+
+
+def test_demo_keep_leaves_the_admin_page_usable_until_ctrl_c(e2e_ready):
+    proc = subprocess.Popen(
+        [*DEMO, "--keep"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("--keep:"):
+                break
+        out = "".join(seen)
+        assert proc.poll() is None, out  # still up after the summary
+        url, password = ADMIN_LINE.findall(out)[-1]
+        phones = admin_get(url, password, "api/v1/phones")["phones"]
+        states = {p["mac"]: p["state"] for p in phones}
+        assert states == {p.mac: "provisioned" for p in PHONES}, phones
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + rest
+    assert "ending the demo" in rest
     assert namespaces_of(proc.pid) == []
 
 

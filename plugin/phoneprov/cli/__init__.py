@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import basics, dnsmasq, doctor, lab, phone, schema, settings, setup, sip, web
+from . import admin, basics, dnsmasq, doctor, lab, phone, schema, settings, setup, sip, web
 from .common import Group
 
 REGISTRARS = [
@@ -23,6 +23,7 @@ REGISTRARS = [
     lab.register,
     doctor.register,
     setup.register,
+    admin.register,
 ]
 
 

@@ -120,10 +120,16 @@ def resync(
 
 
 def check_sync(
-    config: Config, inventory: Inventory, macs: list[str], port: int = 5060
+    config: Config,
+    inventory: Inventory,
+    macs: list[str],
+    port: int = 5060,
+    *,
+    signals: bool = True,
 ) -> list[Result]:
     """check-sync to each of `macs` (devices of `inventory`) at its leased IP, concurrently;
-    one Result per MAC, in order. Shared by `resync` and `apply --resync`."""
+    one Result per MAC, in order. Shared by `resync`, `apply --resync` and the admin page
+    (which passes signals=False: SIGTERM/SIGINT are its web server's)."""
     from ..core.siptimers import timers_from
     from ..sip.resync import Target
     from ..sip.resync import resync as send_check_sync
@@ -143,7 +149,7 @@ def check_sync(
     async def main(stop: asyncio.Event) -> None:
         results.extend(await send_check_sync(targets, timers=timers, stop=stop, port=port))
 
-    run_service(main)
+    run_service(main, signals=signals)
     return results
 
 

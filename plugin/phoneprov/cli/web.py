@@ -156,25 +156,19 @@ def render(
 
 
 def _merged(config_file: str | None, catalog: Catalog, device: Device) -> bytes:
-    """The device's files as one settings document (`merged_document`); a file the phone
-    could not apply fails naming it, a stripped element is named on stderr."""
+    """The device's files as one settings document (`render.backup.merged_files`); a file the
+    phone could not apply fails naming it, a stripped element is named on stderr."""
     from ..core.errors import InputError
-    from ..core.phonemerge import apply_settings, merged_document
+    from ..render.backup import merged_files
     from .settings import DROPPED, phone_schema
 
-    schema = phone_schema(config_file)
-    documents = []
-    for listed in catalog.names(device):
-        found = catalog.file(device, listed)
-        assert found is not None  # a listed name
-        try:
-            stripped = apply_settings([found.body], schema).stripped
-        except InputError as e:
-            raise Failed(f"{device.mac} {listed}: {e}") from None
-        for xpath in stripped:
-            click.echo(f"{listed}: stripped {xpath}: {DROPPED}", err=True)
-        documents.append(found.body)
-    return merged_document(documents, schema)
+    try:
+        merged, stripped = merged_files(catalog, device, phone_schema(config_file))
+    except InputError as e:
+        raise Failed(str(e)) from None
+    for listed, xpath in stripped:
+        click.echo(f"{listed}: stripped {xpath}: {DROPPED}", err=True)
+    return merged
 
 
 @click.command()

@@ -16,6 +16,7 @@ from ..core import dnsmasq_conf
 from ..core.errors import ConfigError, ConfigErrors
 from ..core.layout import Layout
 from .model import (
+    AdminConfig,
     Config,
     DhcpConfig,
     PhoneConfig,
@@ -214,4 +215,9 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
         templates=file("paths.templates"),
         state=file("paths.state"),
         models=v["models.known"],
+        admin=AdminConfig(
+            listen=v["admin.listen"],
+            idle_exit=float(v["admin.idle_exit"]),
+            users_file=file("admin.users_file"),
+        ),
     )

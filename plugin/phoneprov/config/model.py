@@ -82,6 +82,13 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    listen: str = "127.0.0.1:8090"  # where `phoneprov admin` listens (host:port)
+    idle_exit: float = 600.0  # socket-activated: exit after this many idle seconds (0: never)
+    users_file: Path = Path("admin-users")  # admin users and API tokens, beside the config
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -94,6 +101,7 @@ class Config:
     templates: Path
     state: Path
     models: tuple[str, ...]
+    admin: AdminConfig = AdminConfig()
 
     @property
     def sip_interface(self) -> str:

@@ -284,6 +284,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "models": {
         "known": _texts(list(DEFAULT_MODELS), "the models the inventory may name", model_name),
     },
+    "admin": {
+        "listen": _text("127.0.0.1:8090", "where `phoneprov admin` listens (host:port)", listen),
+        "idle_exit": Key(
+            (int, float),
+            600,
+            "socket-activated admin service exits after this many idle seconds (0: never)",
+            _within(0, 86400),
+            SECONDS,
+        ),
+        "users_file": _text("admin-users", "admin users and API tokens (mode 0600)", path),
+    },
     "retention": {
         "days": Key(
             (int,), 30, "keep fetches and discovered phones this many days", _within(1, 3650)

@@ -8,8 +8,10 @@ example config (its LAN interface filled in), inventory (root:phoneprov 0640: SI
 and templates, none of them ever overwritten; /var/lib/phoneprov with dnsmasq's two
 directories (0755: dnsmasq reads them as `nobody`) and state/ (the service user's); the
 dhcp-script bound to this install; the snippet in /etc/dnsmasq.d/; the systemd unit of
-`phoneprov serve`, enabled and started when systemd runs. Then `check` and `apply`; dnsmasq
-is restarted only when asked (never reloaded: DESIGN §3), and `doctor` reports at the end.
+`phoneprov serve`, enabled and started when systemd runs, and those of `phoneprov admin`
+(its socket enabled: the admin page starts on demand and exits when idle). Then `check` and
+`apply`; dnsmasq is restarted only when asked (never reloaded: DESIGN §3), and `doctor`
+reports at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from ..web.launcher import RUNTIME_DIR
 
 USER = "phoneprov"
 UNIT = "phoneprov-http.service"
+ADMIN_UNITS = ("phoneprov-admin.service", "phoneprov-admin.socket")  # `phoneprov admin`
+ADMIN_SOCKET = "phoneprov-admin.socket"
 SOURCE = Path(__file__).resolve().parents[3]  # the tree conf/ and hooks/ ship in
 
 
@@ -56,6 +60,10 @@ class Layout:
     @property
     def unit(self) -> Path:
         return self.units / UNIT
+
+    @property
+    def admin_units(self) -> tuple[Path, ...]:
+        return tuple(self.units / name for name in ADMIN_UNITS)
 
 
 @dataclass
@@ -128,8 +136,16 @@ def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
         _generated(layout.snippet, lambda: _snippet_text(layout), 0o644, "the dnsmasq snippet"),
         _generated(layout.unit, lambda: unit_text(command), 0o644, "the systemd unit"),
     ]
+    steps += [_admin_unit(path, command) for path in layout.admin_units]
     if systemd_runs():
         steps.append(Step(f"systemctl enable --now {UNIT}", _unit_stopped, _enable_unit))
+        steps.append(
+            Step(
+                f"systemctl enable --now {ADMIN_SOCKET} (the admin page, on demand)",
+                lambda: _unit_stopped(ADMIN_SOCKET),
+                lambda: _systemctl("enable", "--now", ADMIN_SOCKET),
+            )
+        )
     return steps
 
 
@@ -145,6 +161,18 @@ def unit_text(command: str) -> str:
     """conf/systemd's unit, starting `command serve`."""
     text = (SOURCE / "conf" / "systemd" / UNIT).read_text()
     return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} serve", text)
+
+
+def _admin_unit(path: Path, command: str) -> Step:
+    return _generated(
+        path, lambda: admin_unit_text(path.name, command), 0o644, "the admin page's unit"
+    )
+
+
+def admin_unit_text(name: str, command: str) -> str:
+    """conf/systemd's admin unit `name`; the service starts `command admin`."""
+    text = (SOURCE / "conf" / "systemd" / name).read_text()
+    return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} admin", text)
 
 
 def detect_interface() -> list[str]:
@@ -183,14 +211,10 @@ def uninstall_steps(layout: Layout, purge: bool) -> list[Step]:
     """Remove what setup added; with `purge` the admin's data and the user too."""
     steps = []
     if systemd_runs():
-        steps.append(
-            Step(
-                f"systemctl disable --now {UNIT}",
-                lambda: layout.unit.exists() and _unit_known(),
-                lambda: _systemctl("disable", "--now", UNIT),
-            )
-        )
+        for unit in (ADMIN_SOCKET, ADMIN_UNITS[0], UNIT):
+            steps.append(_disabled(unit, layout.units / unit))
     steps += [
+        *(_removed(path, "the admin page's systemd unit") for path in layout.admin_units),
         _removed(layout.unit, "the systemd unit"),
         _removed(layout.snippet, "the dnsmasq snippet"),
         _removed(layout.hook, "the dnsmasq dhcp-script"),
@@ -251,10 +275,18 @@ def _generated(path: Path, text: Callable[[], str], mode: int, what: str) -> Ste
 
     def write() -> None:
         _write_atomic(path, text(), mode)
-        if path.suffix == ".service" and systemd_runs():
+        if path.suffix in (".service", ".socket") and systemd_runs():
             _systemctl("daemon-reload")
 
     return Step(f"{path} ({what})", differs, write)
+
+
+def _disabled(unit: str, path: Path) -> Step:
+    return Step(
+        f"systemctl disable --now {unit}",
+        lambda: path.exists() and _unit_known(unit),
+        lambda: _systemctl("disable", "--now", unit),
+    )
 
 
 def _removed(path: Path, what: str) -> Step:
@@ -341,9 +373,9 @@ def systemd_runs() -> bool:
     return Path("/run/systemd/system").is_dir()
 
 
-def _unit_stopped() -> bool:
-    enabled = subprocess.run(["systemctl", "is-enabled", "--quiet", UNIT], check=False)
-    active = subprocess.run(["systemctl", "is-active", "--quiet", UNIT], check=False)
+def _unit_stopped(unit: str = UNIT) -> bool:
+    enabled = subprocess.run(["systemctl", "is-enabled", "--quiet", unit], check=False)
+    active = subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False)
     return enabled.returncode != 0 or active.returncode != 0
 
 
@@ -351,9 +383,9 @@ def _enable_unit() -> None:
     _systemctl("enable", "--now", UNIT)
 
 
-def _unit_known() -> bool:
+def _unit_known(unit: str = UNIT) -> bool:
     shown = subprocess.run(
-        ["systemctl", "show", "--property=LoadState", "--value", UNIT],
+        ["systemctl", "show", "--property=LoadState", "--value", unit],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return shown.stdout.strip() not in ("", "not-found")

@@ -6,6 +6,9 @@ one provisions by options 66+67, one by option 43 only (it does not ask for 66/6
 SIP PnP; each then registers the identities of its resulting configuration with a real SIP
 user agent (baresip). Then phone 1's line 1 gets a new password and display name, `apply
 --resync` sends it check-sync, and it re-provisions and registers with the new credentials.
+The admin service (`phoneprov admin`) runs in the appliance's namespace too, reached from this
+machine through a forwarded loopback port; the demo prints its URL and a one-time password
+for the user `admin`, and with `keep` leaves the lab and the page up until Ctrl-C.
 Everything it starts is removed at the end, also on Ctrl-C or SIGTERM.
 """
 
@@ -29,6 +32,7 @@ from ..core.errors import PhoneprovError
 from ..core.markers import DeviceInfo
 from ..phone.netns import call_in_netns
 from .dnsmasq import Dnsmasq
+from .forward import PortForward
 from .netns import Host, Lab
 from .registrar import Registrar, Subscriber
 
@@ -37,6 +41,8 @@ APPLIANCE_ADDR = "10.231.0.1/24"
 PBX_ADDR = "10.231.0.5/24"
 PBX_IP = PBX_ADDR.split("/")[0]
 PORT = 8080
+ADMIN_PORT = 8090  # `phoneprov admin` on the appliance's loopback (admin.listen's default)
+ADMIN_USER = "admin"
 READY_TIMEOUT = 10.0
 CHANGED_NAME = "Front desk (changed by the demo)"
 CHANGED_PASSWORD = "demo-secret-201-changed"
@@ -137,7 +143,13 @@ def say(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, lab: Lab, workdir: Path, wrong_password: str = "") -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        workdir: Path,
+        wrong_password: str = "",
+        admin_listen: tuple[str, int] = ("127.0.0.1", ADMIN_PORT),
+    ) -> None:
         self.lab, self.workdir = lab, workdir
         self.config = workdir / "phoneprov.toml"
         self.exe = [sys.executable, "-m", "phoneprov"]
@@ -149,6 +161,9 @@ class Demo:
         self.dnsmasq: Dnsmasq | None = None
         self.registrar: Registrar | None = None
         self.uas: dict[str, ExitStack] = {}  # each phone's SIP user agent, while registered
+        self.admin_listen = admin_listen  # where this machine reaches the admin page
+        self.admin_forward: PortForward | None = None
+        self.admin_password = ""
 
     def phoneprov(self, *args: str) -> str:
         """Run one phoneprov command on the appliance; its output, or the demo stops."""
@@ -181,6 +196,34 @@ class Demo:
         )
         say("phoneprov pnp running inside phoneprov serve (sip.pnp = true: one process)")
         self.start_registrar()
+        self.start_admin()
+
+    def start_admin(self) -> None:
+        """`phoneprov admin` on the appliance's loopback, a one-time password for `admin`,
+        and a port of this machine's loopback that leads to it (`admin_listen`, else any
+        free one)."""
+        from ..admin.users import one_time_password
+        from ..config import load_config
+
+        users_file = load_config(self.config).admin.users_file
+        self.admin_password = one_time_password(users_file, ADMIN_USER)
+        self.spawn_service("admin", ready=lambda: self.port_open(ADMIN_PORT, "127.0.0.1"))
+        target = ("127.0.0.1", ADMIN_PORT)
+        try:
+            self.admin_forward = PortForward(self.appliance.netns, target, self.admin_listen)
+        except OSError:  # taken (an admin service of this machine, another demo)
+            self.admin_forward = PortForward(self.appliance.netns, target)
+        self.show_admin()
+
+    @property
+    def admin_url(self) -> str:
+        return self.admin_forward.url + "/" if self.admin_forward else ""
+
+    def show_admin(self) -> None:
+        say(
+            f"admin page: {self.admin_url} (forwarded to 127.0.0.1:{ADMIN_PORT} in "
+            f"{self.appliance.netns}); user {ADMIN_USER}, one-time password {self.admin_password}"
+        )
 
     def write_inventory(self, changed: bool = False) -> None:
         (self.workdir / "inventory.toml").write_text(inventory_text(changed))
@@ -232,11 +275,11 @@ class Demo:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def port_open(self, port: int) -> bool:
+    def port_open(self, port: int, ip: str = APPLIANCE_ADDR.split("/")[0]) -> bool:
         def probe() -> bool:
             with socket.socket() as s:
                 s.settimeout(0.2)
-                return s.connect_ex((APPLIANCE_ADDR.split("/")[0], port)) == 0
+                return s.connect_ex((ip, port)) == 0
 
         return call_in_netns(self.appliance.netns, probe)
 
@@ -343,6 +386,8 @@ class Demo:
         return all(r["result"].startswith("registered ") for r in self.rows)
 
     def close(self) -> None:
+        if self.admin_forward is not None:
+            self.admin_forward.close()
         for name in list(self.uas):
             self.unregister(name)
         for part in (self.registrar, self.dnsmasq):
@@ -382,10 +427,23 @@ class _Interruption:
             raise KeyboardInterrupt
 
 
-def run_demo(keep_workdir: bool = False, wrong_password: str = "") -> bool:
+def wait_for_the_end(demo: Demo) -> None:
+    """`--keep`: the lab stays as it is (the admin page usable) until Ctrl-C or SIGTERM."""
+    say("")
+    demo.show_admin()
+    say("--keep: the lab, its services and the admin page stay up; Ctrl-C ends the demo")
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        say("ending the demo")
+
+
+def run_demo(keep_workdir: bool = False, wrong_password: str = "", keep: bool = False) -> bool:
     """The whole demo; True when every phone registered, also after the change.
     `wrong_password`: that phone's line 1 gets another password at the registrar than in
-    the inventory (to see how that shows)."""
+    the inventory (to see how that shows). `keep`: the lab, its services and the admin page
+    stay up after the summary until Ctrl-C or SIGTERM."""
     if os.geteuid() != 0:
         raise PermissionError("the demo builds network namespaces: run it as root")
     if wrong_password and not _mac_of(wrong_password):
@@ -411,7 +469,10 @@ def run_demo(keep_workdir: bool = False, wrong_password: str = "") -> bool:
                 assert demo.dnsmasq is not None
                 alive = demo.dnsmasq.alive()
                 say(f"dnsmasq still running with pid {demo.dnsmasq.pid}: {alive}")
-                return demo.summary() and arrived and alive
+                ok = demo.summary() and arrived and alive
+                if keep:
+                    wait_for_the_end(demo)
+                return ok
             finally:
                 demo.close()
     finally:

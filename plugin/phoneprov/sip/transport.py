@@ -174,18 +174,20 @@ class ClientTransactions:
         return True
 
 
-def run_service(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` until it returns; SIGTERM/SIGINT set `stop` for a clean shutdown."""
+def run_service(main: Callable[[asyncio.Event], Awaitable[None]], *, signals: bool = True) -> None:
+    """Run `main(stop)` until it returns; SIGTERM/SIGINT set `stop` for a clean shutdown.
+    `signals=False` leaves the process's signal handling alone (inside a web server)."""
+    handled = (signal.SIGTERM, signal.SIGINT) if signals else ()
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in handled:
             loop.add_signal_handler(signum, stop.set)
         try:
             await main(stop)
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in handled:
                 loop.remove_signal_handler(signum)
 
     asyncio.run(runner())

@@ -146,6 +146,22 @@ class State:
             )
             return cur.rowcount == 1
 
+    def set_enrolled_lines(self, mac: str, lines_json: str) -> None:
+        """The SIP lines of an enrolled phone (a JSON list of line tables, as the inventory
+        writes them), set by the admin page's enrolment."""
+        self._write(
+            "INSERT INTO enrolled_lines VALUES (?, ?) ON CONFLICT(mac) DO UPDATE "
+            "SET lines=excluded.lines",
+            (mac, lines_json),
+        )
+
+    def enrolled_lines(self) -> dict[str, str]:
+        """MAC -> the JSON list of its lines, for the enrolled phones that have lines."""
+        rows = self.db.execute(
+            "SELECT l.mac, l.lines FROM enrolled_lines AS l JOIN enrolled AS e ON e.mac=l.mac"
+        )
+        return {r[0]: r[1] for r in rows}
+
     def enrolled(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM enrolled ORDER BY enrolled_at")]
 
@@ -215,6 +231,11 @@ class State:
     def rendered(self) -> dict[str, str]:
         """MAC → digest of its files, as last recorded."""
         return {r["mac"]: r["digest"] for r in self.db.execute("SELECT mac, digest FROM rendered")}
+
+    def rendered_at(self) -> dict[str, float]:
+        """MAC → when its digest last changed (at an `apply --resync`)."""
+        rows = self.db.execute("SELECT mac, at FROM rendered")
+        return {r["mac"]: float(r["at"]) for r in rows}
 
     def record_rendered(self, digests: dict[str, str], now: float) -> None:
         """Make the table say `digests` (devices not in it are forgotten); `at` changes only

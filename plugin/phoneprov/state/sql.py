@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS discovered (
     first_seen REAL NOT NULL, last_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS enrolled (
     mac TEXT PRIMARY KEY, type TEXT NOT NULL, profile TEXT NOT NULL, enrolled_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS enrolled_lines (
+    mac TEXT PRIMARY KEY, lines TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fetches (
     id INTEGER PRIMARY KEY, time REAL NOT NULL, mac TEXT, ip TEXT, path TEXT NOT NULL,
     status INTEGER NOT NULL, bytes INTEGER NOT NULL);
