@@ -16,7 +16,7 @@ from phoneprov.install.setup import Layout, run, setup_steps, uninstall_steps
 @pytest.fixture
 def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
     monkeypatch.setattr(install, "systemd_runs", lambda: False)  # no systemctl here
-    return Layout(tmp_path / "etc", tmp_path / "var", tmp_path / "dnsmasq.d", tmp_path / "units")
+    return Layout.under(tmp_path)
 
 
 def test_setup_installs_and_uninstall_removes_the_admin_units(layout: Layout) -> None:

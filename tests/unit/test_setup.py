@@ -13,13 +13,7 @@ from phoneprov.install.setup import Layout, run, setup_steps, uninstall_steps
 @pytest.fixture
 def layout(tmp_path, monkeypatch):
     monkeypatch.setattr(install, "systemd_runs", lambda: False)  # no systemctl here
-    return Layout(
-        tmp_path / "etc",
-        tmp_path / "var",
-        tmp_path / "dnsmasq.d",
-        tmp_path / "units",
-        tmp_path / "run",
-    )
+    return Layout.under(tmp_path)
 
 
 def steps(layout):
@@ -82,9 +76,7 @@ def test_setup_asks_for_the_interface_when_it_cannot_tell(monkeypatch, tmp_path,
     from phoneprov.cli import cli
     from phoneprov.cli import setup as command
 
-    monkeypatch.setattr(
-        command, "Layout", lambda: Layout(tmp_path / "etc", tmp_path / "var", run=tmp_path / "run")
-    )
+    monkeypatch.setattr(command, "Layout", lambda: Layout.under(tmp_path))
     monkeypatch.setattr(command, "detect_interface", lambda: found)
     result = CliRunner().invoke(cli, ["setup", "--dry-run"])
     assert result.exit_code == 2

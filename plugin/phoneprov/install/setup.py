@@ -45,6 +45,11 @@ class Layout:
     units: Path = Path("/etc/systemd/system")
     run: Path = RUNTIME_DIR  # serve makes it (its worker sockets); uninstall removes it
 
+    @classmethod
+    def under(cls, root: Path) -> Layout:
+        """Every path in a directory of its own under `root` (tests)."""
+        return cls(root / "etc", root / "var", root / "dnsmasq.d", root / "units", root / "run")
+
     @property
     def config(self) -> Path:
         return self.etc / "phoneprov.toml"
