@@ -86,6 +86,20 @@ def test_a_phone_goes_from_never_fetched_to_provisioned(
     assert row["last_fetch"]["status"] == 200 and row["last_fetch"]["reason"] is None
 
 
+def test_the_appliances_own_fetches_are_not_the_phones(
+    config: Config, api: tuple[FlaskClient, str]
+) -> None:
+    """`doctor` fetches every phone's files from the appliance's address (server.url's):
+    logged under the phone's MAC, they say nothing of the phone."""
+    client, _ = api
+    record(config, leases=[lease(D200)])
+    assert boot(config, D200, ip="10.0.0.1") == [403]  # not the lease's address: refused
+    row = phone_row(client, "00:09:52:00:00:0e")
+    assert (row["state"], row["last_fetch"]) == ("never fetched", None)
+    detail = client.get("/api/v1/phones/00:09:52:00:00:0e").get_json()
+    assert {f["ip"] for f in detail["fetches"]} == {"10.0.0.1"}  # the history shows them
+
+
 def test_pending_until_every_file_is_fetched(config: Config, api: tuple[FlaskClient, str]) -> None:
     client, _ = api
     record(config, leases=[lease(D200)])

@@ -357,7 +357,10 @@ class AdminService:
         self, mac: str, chain: tuple[str, ...], changed_at: float | None, facts: Facts
     ) -> dict[str, Any]:
         lease = facts.lease(mac)
-        history = facts.fetches(mac)
+        # the phone's own fetches: `doctor` fetches every phone's files from the appliance
+        # itself (logged under the phone's MAC), which says nothing of the phone
+        appliance = self._catalog.appliance if self._catalog is not None else None
+        history = [f for f in facts.fetches(mac) if f.ip != appliance]
         seen = [FetchSeen(f.time, f.path, f.status, f.ip) for f in history]
         layout = self.config.server.layout
         names = [fetched_name(layout, f.path) for f in seen]
