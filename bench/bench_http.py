@@ -1,7 +1,7 @@
 """`phoneprov serve` vs nginx serving the same rendered files, one run, same machine (DESIGN §5).
 
     .venv/bin/python bench/bench_http.py [--devices 1000] [--seconds 10] [--connections 64]
-                                         [--runs 3] [--wrk-threads 1] [--no-fast-path]
+                                         [--runs 3] [--wrk-threads 2] [--no-fast-path]
                                          [--also '--threads 1' ...]
 
 Builds a throwaway site (inventory of many D100/D200/D400 phones, security mode open,
@@ -258,7 +258,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk -t (the same for both)")
+    parser.add_argument(
+        "--wrk-threads", type=int, default=2, help="wrk -t, the same for both (issue 14: 2)"
+    )
     parser.add_argument("--runs", type=int, default=1, help="the whole comparison, N times")
     parser.add_argument("--no-fast-path", action="store_true", help="also measure plain Flask")
     parser.add_argument(
