@@ -153,8 +153,8 @@ def phone_on_loopback() -> tuple[socket.socket, list[CheckSync | None], threadin
 
 @pytest.mark.parametrize("with_url", [True, False])
 def test_sent_check_sync_names_the_entry_url(tmp_path: Path, with_url: bool) -> None:
-    from phoneprov.cli.sip import check_sync as send
     from phoneprov.config import load_config
+    from phoneprov.sip.resync import check_sync as send
     from phoneprov.site import full_inventory
     from phoneprov.state.db import Lease, State
 

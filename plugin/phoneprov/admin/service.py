@@ -1,6 +1,6 @@
 """What the admin's pages and API show and do, free of Flask: phone rows, a phone's detail,
 fetches, discovered phones, enrolment, resync, the doctor. Built on the modules behind the
-CLI (`options_for`, `Catalog`, `render.backup`, `State`, `check_sync`, `doctor`): one place
+CLI (`options_for`, `Catalog`, `render.backup`, `State`, `sip.resync`, `doctor`): one place
 computes each answer, whether a command or the page asks.
 
 Values are JSON-ready dicts as the API's contract has them: MACs in lower-case colon form,
@@ -71,7 +71,7 @@ def _url_path(url: str) -> str:
 
 
 def _check_sync(config: Config, inventory: Inventory, macs: list[str]) -> list[Result]:
-    from ..cli.sip import check_sync
+    from ..sip.resync import check_sync
 
     return check_sync(config, inventory, macs, signals=False)
 

@@ -65,8 +65,8 @@ def _prune(config: Config) -> None:
 
 def _resync_changed(config: Config, applied: Applied) -> None:
     """check-sync to the changed devices, one line each as `phoneprov resync` prints them."""
-    from ..sip.resync import NO_LEASE
-    from .sip import check_sync, echo_results
+    from ..sip.resync import NO_LEASE, check_sync
+    from .sip import echo_results
 
     changes = applied.changes
     if changes.first_run:

@@ -1,12 +1,12 @@
 """`phoneprov pnp` (multicast PnP responder) and `phoneprov resync` (check-sync sender).
 
-The only SIP code that reads the config, the inventory and the state database: the services
-in `phoneprov.sip` get small callables (`url_for`) and plain values.
+The commands only: the responder's policy (`sip.policy`) and the check-sync of a site's
+phones (`sip.resync.check_sync`, also behind `apply --resync` and the admin page) read the
+config, the inventory and the state database; the services under them get plain values.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import sys
@@ -103,6 +103,7 @@ def resync(
     """
     from ..config import load_config
     from ..core.mac import norm_mac
+    from ..sip.resync import check_sync
 
     _logging(verbose)
     if bool(macs) == all_devices:
@@ -119,40 +120,6 @@ def resync(
         sys.exit(1)
 
 
-def check_sync(
-    config: Config,
-    inventory: Inventory,
-    macs: list[str],
-    port: int = 5060,
-    *,
-    signals: bool = True,
-) -> list[Result]:
-    """check-sync to each of `macs` (devices of `inventory`) at its leased IP, concurrently;
-    one Result per MAC, in order. Shared by `resync`, `apply --resync` and the admin page
-    (which passes signals=False: SIGTERM/SIGINT are its web server's)."""
-    from ..core.siptimers import timers_from
-    from ..sip.resync import Target
-    from ..sip.resync import resync as send_check_sync
-    from ..sip.transport import run_service
-
-    leases = _leases(config, macs)
-    urls = _entry_urls(config, inventory, list(leases)) if config.sip.check_sync_url else {}
-    targets = [
-        Target(
-            mac, leases.get(mac), config.sip.event_for(inventory.devices[mac].type), urls.get(mac)
-        )
-        for mac in macs
-    ]
-    timers = timers_from(config.sip.t1, config.sip.timer_f)
-    results: list[Result] = []
-
-    async def main(stop: asyncio.Event) -> None:
-        results.extend(await send_check_sync(targets, timers=timers, stop=stop, port=port))
-
-    run_service(main, signals=signals)
-    return results
-
-
 def echo_results(results: list[Result], as_json: bool = False) -> None:
     if as_json:
         echo_json([dataclasses.asdict(r) for r in results])
@@ -165,30 +132,3 @@ def _inventory(config: Config) -> Inventory:
     from ..site import full_inventory
 
     return full_inventory(config)
-
-
-def _entry_urls(config: Config, inventory: Inventory, macs: list[str]) -> dict[str, str]:
-    """Each device's entry URL, as DHCP hands it out (sip.check_sync_url puts it in the body)."""
-    from ..site import device_token_for, resolve_settings
-
-    settings = resolve_settings(config)
-    return {
-        mac: settings.layout.entry_url(
-            settings.server_url,
-            inventory.devices[mac].type,
-            mac,
-            device_token_for(config, settings, mac),
-        )
-        for mac in macs
-    }
-
-
-def _leases(config: Config, macs: list[str]) -> dict[str, str]:
-    """MAC → leased IP, for the MACs with an active lease (none without a state file)."""
-    from ..state.db import open_state
-
-    if not config.state.exists():
-        return {}
-    with open_state(config.state) as state:
-        found = {mac: state.lease_for(mac) for mac in macs}
-    return {mac: lease.ip for mac, lease in found.items() if lease is not None}

@@ -11,13 +11,17 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError, InputError
 from ..core.sipdialog import make_branch, make_check_sync
 from ..core.sipmsg import Response, parse_message
 from ..core.siptimers import Timers
 from .transport import ClientTransactions, Outcome, open_endpoint, source_ip_towards, unicast_socket
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..core.inventory import Inventory
 
 LOG = logging.getLogger("phoneprov.sip.resync")
 SIP_PORT = 5060
@@ -123,3 +127,66 @@ def _result(task: asyncio.Task[Result], target: Target) -> Result:
     if task.cancelled():
         return Result(target.mac, target.ip, INTERRUPTED)
     return task.result()  # re-raises what went wrong in `one`
+
+
+# the site's side: which phones, at which address, with which URL ----------------------
+
+
+def check_sync(
+    config: Config,
+    inventory: Inventory,
+    macs: list[str],
+    port: int = SIP_PORT,
+    *,
+    signals: bool = True,
+) -> list[Result]:
+    """check-sync to each of `macs` (devices of `inventory`) at its leased IP, concurrently;
+    one Result per MAC, in order: the site's side of `resync` (leases from the state
+    database, entry URLs from the config). Shared by `phoneprov resync`, `apply --resync`
+    and the admin page (which passes signals=False: SIGTERM/SIGINT are its web server's)."""
+    from ..core.siptimers import timers_from
+    from .transport import run_service
+
+    leases = _leases(config, macs)
+    urls = _entry_urls(config, inventory, list(leases)) if config.sip.check_sync_url else {}
+    targets = [
+        Target(
+            mac, leases.get(mac), config.sip.event_for(inventory.devices[mac].type), urls.get(mac)
+        )
+        for mac in macs
+    ]
+    timers = timers_from(config.sip.t1, config.sip.timer_f)
+    results: list[Result] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        results.extend(await resync(targets, timers=timers, stop=stop, port=port))
+
+    run_service(main, signals=signals)
+    return results
+
+
+def _entry_urls(config: Config, inventory: Inventory, macs: list[str]) -> dict[str, str]:
+    """Each device's entry URL, as DHCP hands it out (sip.check_sync_url puts it in the body)."""
+    from ..site import device_token_for, resolve_settings
+
+    settings = resolve_settings(config)
+    return {
+        mac: settings.layout.entry_url(
+            settings.server_url,
+            inventory.devices[mac].type,
+            mac,
+            device_token_for(config, settings, mac),
+        )
+        for mac in macs
+    }
+
+
+def _leases(config: Config, macs: list[str]) -> dict[str, str]:
+    """MAC → leased IP, for the MACs with an active lease (none without a state file)."""
+    from ..state.db import open_state
+
+    if not config.state.exists():
+        return {}
+    with open_state(config.state) as state:
+        found = {mac: state.lease_for(mac) for mac in macs}
+    return {mac: lease.ip for mac, lease in found.items() if lease is not None}
