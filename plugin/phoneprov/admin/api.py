@@ -68,7 +68,7 @@ def phone(mac: str) -> Any:
 
 @blueprint.route("/phones/<mac>/backup")
 def backup(mac: str) -> Any:
-    name, body = _service().backup(mac)
+    name, body = _service().backup(mac, who=_who())
     response = Response(body, content_type="application/xml; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

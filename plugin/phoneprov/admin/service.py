@@ -178,14 +178,20 @@ class AdminService:
             "revealed": reveal,
         }
 
-    def backup(self, mac_text: str) -> tuple[str, bytes]:
-        """(file name, the merged backup & restore document) of a phone."""
+    def backup(self, mac_text: str, who: str = "") -> tuple[str, bytes]:
+        """(file name, the merged backup & restore document) of a phone. It holds the SIP
+        passwords (a restore needs them): handed out like a reveal, and logged as one."""
         from ..render.backup import merged_files
         from ..settings_schema import load_phone_schema
 
         catalog = self.catalog()
         device = self._device(catalog, mac_text)
         merged, _stripped = merged_files(catalog, device, load_phone_schema(self.config.path))
+        log.warning(
+            "admin %s downloaded the backup of %s (its SIP passwords included)",
+            who or "?",
+            device.mac,
+        )
         return f"{device.mac}-backup.xml", merged
 
     def fetches(self, mac_text: str | None, limit: int) -> list[dict[str, Any]]:
