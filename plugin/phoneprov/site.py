@@ -6,7 +6,8 @@ none of them imports another adapter for it.
   (for the phones' SIP check-sync allowlist);
 - `full_inventory`: the admin's inventory plus the phones auto-enrolled into the state
   database (a MAC in the file wins over an enrolled one);
-- `token_secret` / `device_token_for`: per-device URL tokens (security mode `token`).
+- `token_secret` / `device_token_for`: per-device URL tokens (security mode `token`);
+- `RUNTIME_DIR`: where `serve` keeps its worker sockets (and `setup --uninstall` looks).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from .config import Config, load_inventory
 from .core import dnsmasq_conf as conf
 from .core.inventory import Inventory, Record
 from .core.layout import device_token
+
+RUNTIME_DIR = Path("/run/phoneprov")  # serve's: a directory per user it runs as
 
 
 def resolve_settings(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import ConfigError
-from ..web.launcher import RUNTIME_DIR
+from ..site import RUNTIME_DIR
 
 USER = "phoneprov"
 UNIT = "phoneprov-http.service"

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError
+from ..site import RUNTIME_DIR
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -52,8 +53,7 @@ GRACEFUL_ON_SIGTERM = "unix_signal:15 gracefully_kill_them_all"
 # CPU of uWSGI's default loopback TCP socket per request in the router and in the worker (no
 # handshake, no TIME_WAIT). A file, not the abstract namespace: in a directory only serve's
 # user and root may enter, no other local process can hand the worker a request that claims
-# a client address (lease mode decides by it).
-RUNTIME_DIR = Path("/run/phoneprov")  # root's serve: a directory per user it drops to
+# a client address (lease mode decides by it). Root's serve: RUNTIME_DIR/USER.
 DEBIAN_PLUGINS = Path("/usr/lib/uwsgi/plugins")  # uwsgi-core's http, uwsgi-plugin-python3's
 OPENWRT_PLUGIN = Path("/usr/lib/uwsgi/python_plugin.so")  # uwsgi-python3-plugin (no router)
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # where `phoneprov` is imported from
