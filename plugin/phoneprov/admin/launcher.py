@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ConfigError
-from ..web.launcher import MAX_HEADER_BYTES, PACKAGE_PARENT, SOCKET_TIMEOUT_S, uwsgi_binary
+from ..web.launcher import uwsgi_base, uwsgi_limits
 
 APP_MODULE = "phoneprov.admin.wsgi:application"
 THREADS = 4  # a resync waits for the phone's answer (up to timer F): others go on meanwhile
@@ -45,9 +45,7 @@ def admin_argv(options: AdminOptions, activated: bool) -> list[str]:
     _host, sep, port = options.listen.rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError(f"listen must be host:port, not {options.listen!r}", "admin.listen")
-    argv = [*uwsgi_binary(), "--strict", "--need-app", "--enable-threads"]
-    argv += ["--home", sys.prefix, "--pythonpath", str(PACKAGE_PARENT), "--wsgi", APP_MODULE]
-    argv += ["--threads", str(THREADS)]
+    argv = uwsgi_base(APP_MODULE, THREADS)
     if options.tls_cert and options.tls_key:
         argv += ["--https-socket", f"{options.listen},{options.tls_cert},{options.tls_key}"]
     else:
@@ -63,15 +61,7 @@ def admin_argv(options: AdminOptions, activated: bool) -> list[str]:
         if options.idle_exit > 0:
             argv += ["--master", "--die-on-term", "--idle", str(max(1, round(options.idle_exit)))]
             argv += ["--die-on-idle"]
-    argv += ["--buffer-size", str(MAX_HEADER_BYTES), "--socket-timeout", str(SOCKET_TIMEOUT_S)]
-    argv += ["--disable-logging", "--ignore-sigpipe", "--ignore-write-errors"]
-    argv += ["--disable-write-exception", "--log-date"]
-    if options.user:
-        from ..web.launcher import _account
-
-        account = _account(options.user)
-        argv += ["--uid", str(account.pw_uid), "--gid", str(account.pw_gid)]
-    return argv
+    return argv + uwsgi_limits(options.user)
 
 
 def exec_admin(config_file: str, options: AdminOptions) -> None:

@@ -107,9 +107,7 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
         raise ConfigError(f"listen must be host:port, not {options.listen!r}")
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError("TLS needs both a certificate and a key file")
-    argv = [*uwsgi_binary(), "--strict", "--need-app", "--enable-threads"]
-    argv += ["--home", sys.prefix, "--pythonpath", str(PACKAGE_PARENT), "--wsgi", APP_MODULE]
-    argv += ["--threads", str(options.threads)]
+    argv = uwsgi_base(APP_MODULE, options.threads)
     if options.http == "socket":  # one process: no router, no master (the lean appliance)
         if options.tls_cert:
             raise ConfigError("TLS needs uWSGI's HTTP router", "server.http = 'socket'")
@@ -131,11 +129,25 @@ def uwsgi_argv(options: ServeOptions) -> list[str]:
         argv += ["--processes", str(max(1, options.processes))]
         argv += ["--master", "--lazy-apps", "--hook-master-start", GRACEFUL_ON_SIGTERM]
     argv += ["--listen", str(_backlog())]
-    argv += ["--buffer-size", str(MAX_HEADER_BYTES), "--socket-timeout", str(SOCKET_TIMEOUT_S)]
+    return argv + uwsgi_limits(options.user)
+
+
+def uwsgi_base(app_module: str, threads: int) -> list[str]:
+    """The start of each of our uWSGI command lines (`serve`, `admin`): the binary, the app
+    and its threads."""
+    argv = [*uwsgi_binary(), "--strict", "--need-app", "--enable-threads"]
+    argv += ["--home", sys.prefix, "--pythonpath", str(PACKAGE_PARENT), "--wsgi", app_module]
+    return [*argv, "--threads", str(threads)]
+
+
+def uwsgi_limits(user: str | None) -> list[str]:
+    """The end of them: header and socket limits, no request log, and the user (if any)
+    uWSGI drops to once its sockets are bound."""
+    argv = ["--buffer-size", str(MAX_HEADER_BYTES), "--socket-timeout", str(SOCKET_TIMEOUT_S)]
     argv += ["--disable-logging", "--ignore-sigpipe", "--ignore-write-errors"]
     argv += ["--disable-write-exception", "--log-date"]
-    if options.user:
-        account = _account(options.user)
+    if user:
+        account = _account(user)
         argv += ["--uid", str(account.pw_uid), "--gid", str(account.pw_gid)]
     return argv
 
