@@ -23,6 +23,7 @@ import pytest
 from admin_sample import PASSWORD, USER, admin_config
 from phoneprov.admin.users import create_token
 from phoneprov.config import Config
+from sample_data import self_signed_cert
 
 pytestmark = pytest.mark.e2e
 
@@ -201,13 +202,7 @@ def test_socket_activated_admin_exits_when_idle(config: Config, tmp_path: Path) 
 
 
 def test_https_with_a_secure_session_cookie(config: Config, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_cert(tmp_path)
     port = free_port()
     log = (tmp_path / "admin.log").open("wb")
     proc = subprocess.Popen(

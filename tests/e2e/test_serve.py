@@ -20,7 +20,7 @@ import pytest
 from phoneprov.core.layout import Layout
 from phoneprov.core.reference import parse_reference, parse_xml, resolve_reference
 from phoneprov.state.db import Lease, State
-from sample_data import TWO_PHONES_INVENTORY
+from sample_data import TWO_PHONES_INVENTORY, self_signed_cert
 
 pytestmark = pytest.mark.e2e
 
@@ -112,13 +112,7 @@ def start(
     argv = [*prefix, str(PHONEPROV), "serve", "-c", str(config)]
     context = None
     if tls:
-        cert, key = root / "cert.pem", root / "key.pem"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        cert, key = self_signed_cert(root)
         argv += ["--tls-cert", str(cert), "--tls-key", str(key)]
         context = ssl.create_default_context(cafile=str(cert))
     with (root / "serve.log").open("wb") as log:
