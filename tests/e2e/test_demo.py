@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from html.parser import HTMLParser
 
 import pytest
@@ -102,12 +103,30 @@ def admin_get(url: str, password: str, path: str) -> dict:
         return dict(json.load(answer))
 
 
-def test_demo_keep_leaves_the_admin_page_usable_until_ctrl_c(e2e_ready):
+@contextlib.contextmanager
+def demo_running(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """The demo with `args`, its output to read line by line; killed (by PID) if the test
+    leaves it running."""
     proc = subprocess.Popen(
-        [*DEMO, "--keep"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*DEMO, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    seen = []
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def interrupt(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, then what the demo prints while it ends."""
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=60)[0]
+
+
+def test_demo_keep_leaves_the_admin_page_usable_until_ctrl_c(e2e_ready):
+    seen = []
+    with demo_running("--keep") as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             seen.append(line)
@@ -119,12 +138,7 @@ def test_demo_keep_leaves_the_admin_page_usable_until_ctrl_c(e2e_ready):
         phones = admin_get(url, password, "api/v1/phones")["phones"]
         states = {p["mac"]: p["state"] for p in phones}
         assert states == {p.mac: "provisioned" for p in PHONES}, phones
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        rest = interrupt(proc)
     assert proc.returncode == 0, out + rest
     assert "ending the demo" in rest
     assert namespaces_of(proc.pid) == []
@@ -145,9 +159,8 @@ def test_a_wrong_password_shows_as_401_from_the_registrar(e2e_ready):
 
 
 def test_demo_interrupted_leaves_nothing_behind(e2e_ready):
-    proc = subprocess.Popen(DEMO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
-    try:
+    with demo_running() as proc:
         deadline = time.monotonic() + 60
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -157,12 +170,7 @@ def test_demo_interrupted_leaves_nothing_behind(e2e_ready):
         names = namespaces_of(proc.pid)
         ids = namespace_ids(names)
         assert names and processes_in(ids), "".join(seen)  # the lab and its services were up
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        rest = interrupt(proc)
     assert proc.returncode == 130, "".join(seen) + rest
     assert "interrupted: lab removed" in rest
     assert namespaces_of(proc.pid) == []
