@@ -247,6 +247,10 @@ def test_only_the_phones_files_are_served(site: Site, kind: str) -> None:
             status, _, body = static.get(refused)
             assert status == 404, refused
             assert b"prov" not in body and b"00095" not in body, refused  # nothing listed
+    token = token_path.rsplit("/", 1)[1]
+    logs = b"".join(p.read_bytes() for p in (site.root / kind).glob("*.log"))
+    # what the snippets' comment says: nginx's access log holds the tokens, Caddy keeps none
+    assert (token.encode() in logs) == (kind == "nginx")
 
 
 @pytest.mark.parametrize("kind", SERVERS)

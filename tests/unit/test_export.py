@@ -258,8 +258,27 @@ def test_cli_export_static_and_redirect(tmp_path: Path) -> None:
 
 def test_cli_default_url_is_the_configs_server_url(tmp_path: Path) -> None:
     config = write_site(tmp_path)
-    done = CliRunner().invoke(cli, ["export", "redirect", "-c", str(config)])
+    runner = CliRunner()
+    done = runner.invoke(cli, ["export", "redirect", "-c", str(config)])
     assert done.exit_code == 0 and "http://10.0.0.1:8080/t/" in done.output
+    out = tmp_path / "out"
+    assert runner.invoke(cli, ["export", "static", str(out), "-c", str(config)]).exit_code == 0
+    common = [body for path, body in tree(out).items() if path.endswith("/common.xml")]
+    assert len(common) == 2 and all(b"10.0.0.1" in body for body in common)  # the allowlist
+
+
+def test_auto_enrolled_phones_are_not_exported(tmp_path: Path) -> None:
+    from phoneprov.state.db import State
+
+    config = write_site(tmp_path)
+    with State(tmp_path / "state.db") as state:
+        state.enrol("000952000077", "D100", "default", 1.0)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["export", "static", str(tmp_path / "out"), "-c", str(config)])
+    assert done.exit_code == 0 and "exported 2 device(s)" in done.output
+    assert not any("000952000077" in path for path in tree(tmp_path / "out"))
+    done = runner.invoke(cli, ["export", "redirect", "-c", str(config)])
+    assert "000952000077" not in done.output and len(done.output.splitlines()) == 2
 
 
 def test_cli_bad_inventory_exits_2_with_file_and_line_and_dir_untouched(tmp_path: Path) -> None:

@@ -88,7 +88,9 @@ def test_port_out_of_range_is_refused() -> None:
 @pytest.mark.parametrize("bind", [None, "127.0.0.1"])
 def test_caddy_takes_the_snippet(tmp_path: Path, bind: str | None) -> None:
     caddyfile = tmp_path / "Caddyfile"
-    caddyfile.write_text(caddy_snippet(SnippetOptions("/srv/export", bind=bind)))
+    text = caddy_snippet(SnippetOptions("/srv/export", bind=bind))
+    assert "Replace the placeholders" in text and "access logs will contain the tokens" in text
+    caddyfile.write_text(text)
     done = subprocess.run(
         ["caddy", "adapt", "--adapter", "caddyfile", "--config", str(caddyfile)],
         capture_output=True,
