@@ -204,6 +204,25 @@ def test_only_our_builds_are_removed(tmp_path: Path) -> None:
     assert len(builds) == 2  # the current and the previous
 
 
+def test_one_export_into_a_directory_at_a_time(tmp_path: Path) -> None:
+    import fcntl
+
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running export holds it
+        with pytest.raises(InputError, match="another export into it is running"):
+            write_tree(tmp_path / "out", [(f"t/{TOKEN}/prov.py", b"<a/>")])
+        assert os.listdir(tmp_path) == []
+    finally:
+        os.close(fd)
+    write_tree(tmp_path / "out", [(f"t/{TOKEN}/prov.py", b"<a/>")])  # free again
+
+
+def test_a_missing_parent_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such directory"):
+        write_tree(tmp_path / "nope" / "out", [])
+
+
 def test_a_path_outside_the_token_tree_is_refused(tmp_path: Path) -> None:
     for bad in ["../escape.xml", "t/../../x", "/etc/x", "secret"]:
         with pytest.raises(InputError, match="not an export path"):

@@ -19,11 +19,13 @@ when the size is the same and both exports ran within one second).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -38,6 +40,7 @@ MARKER_TEXT = b"a build of `phoneprov export static`: the next export may remove
 BUILD_INFIX = ".export-"  # a build of DIR is <parent>/.<name>.export-<random>
 DIR_MODE, FILE_MODE = 0o755, 0o644  # a web server running as any user reads them
 ONE_SECOND_NS = 1_000_000_000
+NO_PARENT = "{}: no such directory (the export is built beside DIR)"
 
 
 class Document(NamedTuple):
@@ -120,8 +123,14 @@ def write_tree(target: str | os.PathLike[str], files: Iterable[tuple[str, bytes]
 
     `target` may be missing, an empty directory, or a symlink to one of our builds; anything
     else is refused (InputError) untouched. If `files` raises, the build is removed and
-    `target` is untouched."""
+    `target` is untouched. One export of a directory at a time (InputError while another
+    runs: it could otherwise remove the build the other just switched to)."""
     target = Path(os.path.abspath(target))
+    with _exclusive(target):
+        return _write_tree(target, files)
+
+
+def _write_tree(target: Path, files: Iterable[tuple[str, bytes]]) -> ExportResult:
     previous = _previous_build(target)
     build = Path(tempfile.mkdtemp(prefix=f".{target.name}{BUILD_INFIX}", dir=target.parent))
     try:
@@ -144,11 +153,26 @@ def write_tree(target: str | os.PathLike[str], files: Iterable[tuple[str, bytes]
     return ExportResult(target, build, previous, count, len(tokens))
 
 
+@contextmanager
+def _exclusive(target: Path) -> Iterator[None]:
+    """An exclusive lock on the directory the builds of `target` live in (no file of ours)."""
+    try:
+        fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(NO_PARENT.format(target.parent)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{target}: another export into it is running; try again") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _previous_build(target: Path) -> Path | None:
     """The build `target` points to; None when there is none yet. InputError when `target`
     is something that is not ours to replace."""
-    if not target.parent.is_dir():
-        raise InputError(f"{target.parent}: no such directory (the export is built beside DIR)")
     if target.is_symlink():
         link = os.readlink(target)
         build = target.parent / link
