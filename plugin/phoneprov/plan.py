@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from .config import Config, load_inventory
+from .config import Config
 from .core import dnsmasq_conf as conf
 from .core.errors import ConfigError
 from .core.plan import DhcpFiles, Fields, Plan, device_fields
@@ -35,25 +35,21 @@ def make_plan(config: Config, now: float | None = None) -> Plan:
     `check` for a broken inventory or template. `now`: for which leases are live."""
     settings = resolve_settings(config)
     enrolled = enrolled_records(config.state, read_only=True)
-    inventory = load_inventory(config, extra=enrolled)
     if not config.templates.is_dir():
         raise ConfigError("templates directory does not exist", str(config.templates))
+    # the inventory with the enrolled phones, validated; its files rendered once, for both
+    # the check and the digests (as far as the catalog's bounded cache holds them)
+    catalog = Catalog(config, server=settings.server_url, extra=lambda: enrolled, log_invalid=False)
+    inventory = catalog.inventory
     problems = [  # the warnings `check` prints, in its words
         f"{path}: warning: readable by every user, and it holds SIP passwords "
         f"(fix: chmod o-rwx {path})"
         for path in world_readable_inventory(config)
     ]
-    check_templates(config, inventory, problems)  # raises for what `check` calls an error
+    check_templates(config, inventory, problems, catalog)  # raises for what `check` calls an error
 
     known, secret = _token_secret(config, settings)
     dhcp = dhcp_plan(settings, list(inventory.devices), secret) if known else {}
-    catalog = Catalog(
-        config,
-        server=settings.server_url,
-        extra=lambda: enrolled,
-        max_cache_bytes=0,
-        log_invalid=False,
-    )
     digests = rendered_digests(catalog, dhcp, settings.layout.style)
     fields_before, salt = load_fields(config.dhcp.hostsdir)
     secret_of = secret_digest(salt)
