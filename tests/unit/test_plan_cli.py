@@ -213,3 +213,20 @@ def test_json_goes_with_plan_only(site: Path) -> None:
     result = run(site, "apply", "--json")
     assert result.exit_code == 2 and "--json goes with --plan" in result.stderr
     assert not (site / "hosts").exists()
+
+
+def test_the_fields_record_is_private_and_holds_no_password(site: Path) -> None:
+    write_inventory(site, pw="Zq-plain-secret")
+    run(site, "apply")
+    record = site / "hosts" / ".phoneprov-fields"
+    assert record.stat().st_mode & 0o777 == 0o600
+    text = record.read_text()
+    assert "Zq-plain-secret" not in text and '"lines[0].display_name":"Front desk"' in text
+    mtime = record.stat().st_mtime_ns
+    time.sleep(0.01)
+    run(site, "apply")  # nothing changed: not rewritten
+    assert record.stat().st_mtime_ns == mtime
+    write_inventory(site, pw="Zq-other-secret")
+    run(site, "apply")  # no DHCP line changes, but the record does
+    assert record.stat().st_mtime_ns != mtime
+    assert plan(site)[0] == 0

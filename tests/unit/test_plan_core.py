@@ -18,7 +18,7 @@ from phoneprov.core.plan import (
     device_fields,
     make_plan,
 )
-from phoneprov.core.vocabulary import Line, Settings
+from phoneprov.core.vocabulary import Key, Line, Settings
 
 A, B, C = "00095200000A", "00095200000B", "00095200000C"
 
@@ -226,9 +226,21 @@ def test_device_fields_flatten_effective_settings_and_hide_secrets() -> None:
         "office",
         serial="S1",
         vars=MappingProxyType({"floor": 2}),
-        settings=Settings((Line("201", "pbx", password="pw", where="inv:3"),)),
+        settings=Settings(
+            (Line("201", "pbx", password="pw", where="inv:3"),), (Key(3, "250", "Reception"),)
+        ),
     )
     got = device_fields(device, lambda path, value: f"<{path}>")
     assert got["serial"] == "S1" and got["vars.floor"] == "2"
     assert got["lines[0].username"] == "201" and got["lines[0].password"] == "<lines[0].password>"
     assert "lines[0].where" not in got and "pw" not in got.values()
+    assert got["keys[phone.3].target"] == "250" and got["keys[phone.3].label"] == "Reception"
+
+
+def test_a_field_set_or_unset_is_null_on_the_other_side() -> None:
+    plan = plan_of(fields_after={A: {"type": "D200", "vars.floor": "2"}, B: {"type": "D200"}})
+    changes = {c["mac"]: c["fields"] for c in plan.as_json()["changes"]}
+    assert changes[A] == [
+        {"field": "profile", "old": "default", "new": None},
+        {"field": "vars.floor", "old": None, "new": "2"},
+    ]
