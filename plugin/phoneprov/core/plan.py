@@ -320,6 +320,7 @@ def make_plan(
     resync = changed_devices(digests_before, digests_after, written)
     if resync.first_run:
         said.append("`apply --resync` has recorded nothing yet: its first run only records")
+    notified = set(resync.macs)
     updated = []
     for mac in kept:
         old_fields = None if fields_before is None else fields_before.get(mac)
@@ -330,7 +331,7 @@ def make_plan(
             None if old_files is None else compare_files(old_files, files_after.get(mac, {})),
             dhcp_changes[mac],
         )
-        if not d.empty or mac in resync.macs:
+        if not d.empty or mac in notified:
             updated.append(d)
     has_lease = set(leased)
     return Plan(
