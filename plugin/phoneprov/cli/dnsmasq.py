@@ -36,7 +36,7 @@ def register(group: click.Group) -> None:
     help="Apply nothing: print what would change, as `phoneprov plan` does (exit 0 = no "
     "change, 1 = changes, 2 = error).",
 )
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="With --plan: the plan as JSON.")
 def apply_command(config_file: str | None, resync: bool, plan_only: bool, as_json: bool) -> None:
     """Write the inventory's per-device dnsmasq files (no restart, never SIGHUP).
 
