@@ -66,13 +66,14 @@ def appliance_address(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-def enrolled_records(state_path: Path) -> list[Record]:
-    """Auto-enrolled phones from the state database, as inventory records."""
+def enrolled_records(state_path: Path, read_only: bool = False) -> list[Record]:
+    """Auto-enrolled phones from the state database, as inventory records (`read_only`:
+    writing nothing to it, for `plan`)."""
     if not state_path.exists():
         return []
     from .state.db import State
 
-    with State(state_path) as state:
+    with State.read_only(state_path) if read_only else State(state_path) as state:
         lines = state.enrolled_lines()  # set when the admin page enrolled the phone
         return [
             Record(

@@ -9,12 +9,27 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import admin, basics, dnsmasq, doctor, export, lab, phone, schema, settings, setup, sip, web
+from . import (
+    admin,
+    basics,
+    dnsmasq,
+    doctor,
+    export,
+    lab,
+    phone,
+    plan,
+    schema,
+    settings,
+    setup,
+    sip,
+    web,
+)
 from .common import Group
 
 REGISTRARS = [
     basics.register,
     dnsmasq.register,
+    plan.register,
     web.register,
     sip.register,
     phone.register,

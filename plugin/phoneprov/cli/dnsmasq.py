@@ -29,11 +29,25 @@ def register(group: click.Group) -> None:
     help="Then send check-sync to each device whose options or files changed since the "
     "last `apply --resync` (exit 1 if one was sent and not accepted).",
 )
-def apply_command(config_file: str | None, resync: bool) -> None:
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Apply nothing: print what would change, as `phoneprov plan` does (exit 0 = no "
+    "change, 1 = changes, 2 = error).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --plan: the plan as JSON.")
+def apply_command(config_file: str | None, resync: bool, plan_only: bool, as_json: bool) -> None:
     """Write the inventory's per-device dnsmasq files (no restart, never SIGHUP).
 
     Validates everything first: a broken inventory leaves the running files alone.
     """
+    if plan_only:
+        from .plan import run_plan
+
+        run_plan(config_file, as_json)
+    if as_json:
+        raise click.UsageError("--json goes with --plan")
     from ..config import load_config
     from ..dnsmasq.apply import apply
 

@@ -32,6 +32,7 @@ from ..core.layout import device_token
 from ..site import full_inventory, resolve_settings, token_secret
 from .applied import APPLIED_NAME, dump_applied, load_applied
 from .bulk import create_new
+from .fields import record_fields
 from .fragdir import DIR_MODE, SYNC_ALL_ABOVE
 from .fragdir import Dir as _Dir
 from .inputs import inputs_digest
@@ -117,8 +118,9 @@ def apply(
     desired: Mapping[str, conf.DeviceFiles] | None = None,
 ) -> ApplyResult:
     """Write the files for `inventory` (default: the config's); `desired`, when the caller
-    has already computed `plan(...)` for it, is written as it is. With neither, an apply
-    whose inputs (inputs.py) and files are as the last one left them stops early."""
+    has already computed `plan(...)` for it, is written as it is (pass its `inventory` too,
+    or no record of the applied fields is kept: fields.py). With neither, an apply whose
+    inputs (inputs.py) and files are as the last one left them stops early."""
     settings = settings or resolve_settings(config)
     hostsdir, optsdir = config.dhcp.hostsdir, config.dhcp.optsdir
     for directory in (hostsdir, optsdir):
@@ -139,6 +141,7 @@ def apply(
     with _locked(hostsdir):
         result = write_fragments(hostsdir, optsdir, desired, started, inputs)
         _write_atomic(hostsdir / APPLIED_NAME, applied)
+        record_fields(hostsdir, inventory)  # what `phoneprov plan` compares with
     return result
 
 

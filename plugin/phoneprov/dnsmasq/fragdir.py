@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from .applied import APPLIED_NAME
+from .fields import FIELDS_NAME
 from .manifest import MANIFEST_NAME, Entry, Section, digest, state_digest, syncfs_fd, trusted
 
 MAC_NAME = frozenset("0123456789ABCDEF")
@@ -241,7 +242,8 @@ def _scratch_pid(name: str) -> int | None:
     """
     base, _dot, rest = name[1:].rpartition(".")
     base, _dot, pid = base.rpartition(".")
-    ours = base in (APPLIED_NAME, MANIFEST_NAME) or (len(base) == 12 and MAC_NAME.issuperset(base))
+    named = base in (APPLIED_NAME, MANIFEST_NAME, FIELDS_NAME)
+    ours = named or (len(base) == 12 and MAC_NAME.issuperset(base))
     if not name.startswith(".") or rest not in SCRATCH or not ours or not pid.isdigit():
         return None
     return int(pid)

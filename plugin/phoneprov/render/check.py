@@ -16,20 +16,25 @@ from .templates import INDEX, template_line
 
 
 def check_templates(
-    config: Config, inventory: Inventory | None = None, warnings: list[str] | None = None
+    config: Config,
+    inventory: Inventory | None = None,
+    warnings: list[str] | None = None,
+    catalog: Catalog | None = None,
 ) -> int:
     """Render every device's files once and validate each against the phone's schema; raise
     ConfigErrors naming each broken template (`template:line`, the XPath, why).
 
     Returns the number of files rendered; schema warnings are appended to `warnings`.
-    Used by `phoneprov check`.
+    Used by `phoneprov check`, and by `plan` with its own `catalog` (which then holds the
+    rendered files in its cache).
     """
     from ..core.errors import ConfigErrors
 
     schema = load_phone_schema(config.path)
-    catalog = Catalog(config, server=_check_server(config), log_invalid=False)
-    if inventory is not None:
-        catalog._gen.inventory = inventory
+    if catalog is None:
+        catalog = Catalog(config, server=_check_server(config), log_invalid=False)
+        if inventory is not None:
+            catalog._gen.inventory = inventory
     problems: dict[str, ConfigError] = {}
     notes: dict[str, str] = {}
     count = 0

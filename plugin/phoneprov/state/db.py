@@ -9,6 +9,7 @@ is lost. Time comes in as a parameter (`now`, seconds since the epoch).
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -81,6 +82,25 @@ class State:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+
+    @classmethod
+    def read_only(cls, path: str | Path) -> State:
+        """Opened to read, writing nothing at all: no schema, no journal mode, no lock or
+        `-wal`/`-shm` file created. While a writer has the database open its WAL exists and
+        is read with it (`mode=ro`); without one the main file is all there is, read as
+        `immutable` (`mode=ro` would create the WAL files)."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+        self.db = sqlite3.connect(
+            f"{self.path.absolute().as_uri()}?{mode}",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self.db.row_factory = sqlite3.Row
+        return self
 
     def close(self) -> None:
         self.db.close()
@@ -237,11 +257,31 @@ class State:
         rows = self.db.execute("SELECT mac, at FROM rendered")
         return {r["mac"]: float(r["at"]) for r in rows}
 
-    def record_rendered(self, digests: dict[str, str], now: float) -> None:
+    def rendered_files(self) -> dict[str, dict[str, str]] | None:
+        """MAC → {part name: digest} as last recorded; None when this database (an older
+        one, opened read-only) has no such table."""
+        try:
+            rows = self.db.execute("SELECT mac, files FROM rendered_files").fetchall()
+        except sqlite3.OperationalError:
+            return None
+        return {r["mac"]: json.loads(r["files"]) for r in rows}
+
+    def record_rendered(
+        self,
+        digests: dict[str, str],
+        now: float,
+        parts: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         """Make the table say `digests` (devices not in it are forgotten); `at` changes only
-        with a device's digest."""
+        with a device's digest. `parts`: each device's parts' digests, kept likewise (None:
+        none are known, and none are kept)."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM rendered_files")
+            self.db.executemany(
+                "INSERT INTO rendered_files VALUES (?, ?)",
+                [(mac, json.dumps(p, separators=(",", ":"))) for mac, p in (parts or {}).items()],
+            )
             known = [r[0] for r in self.db.execute("SELECT mac FROM rendered")]
             self.db.executemany(
                 "DELETE FROM rendered WHERE mac=?", [(m,) for m in known if m not in digests]

@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS fetches (
 CREATE INDEX IF NOT EXISTS fetches_mac ON fetches(mac, time);
 CREATE TABLE IF NOT EXISTS rendered (
     mac TEXT PRIMARY KEY, digest TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rendered_files (
+    mac TEXT PRIMARY KEY, files TEXT NOT NULL);
 """
 
 LEASE_COLUMNS = (
