@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import admin, basics, dnsmasq, doctor, lab, phone, schema, settings, setup, sip, web
+from . import admin, basics, dnsmasq, doctor, lab, phone, schema, settings, setup, sip, sync, web
 from .common import Group
 
 REGISTRARS = [
@@ -24,6 +24,7 @@ REGISTRARS = [
     doctor.register,
     setup.register,
     admin.register,
+    sync.register,
 ]
 
 
