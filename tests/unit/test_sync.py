@@ -65,6 +65,7 @@ def test_first_sync_switches_applies_and_the_config_follows_live(
     assert loaded.path == tmp_path / "sync" / "live" / "site-a" / "phoneprov.toml"
     assert loaded.inventory_path == loaded.path.parent / "inventory.toml"  # through `live`
     assert loaded.sync.repo == str(repo.bare) and loaded.sync.path == "site-a"
+    assert loaded.source == config  # what serve's and admin's workers load again
     assert run(config, "check").exit_code == 0
 
     result = sync(config)

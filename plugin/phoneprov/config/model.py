@@ -133,5 +133,11 @@ class Config:
     sync: SyncConfig = SyncConfig()  # off unless the appliance's file sets [sync] repo
 
     @property
+    def source(self) -> Path:
+        """The file to load this config from again (what `serve` and `admin` hand their
+        workers): the appliance's own file, so that with [sync] a worker too follows `live`."""
+        return self.sync.local or self.path
+
+    @property
     def sip_interface(self) -> str:
         return self.sip.interface or self.server.interface
