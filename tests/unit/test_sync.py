@@ -66,6 +66,7 @@ def test_first_sync_switches_applies_and_the_config_follows_live(
     assert loaded.inventory_path == loaded.path.parent / "inventory.toml"  # through `live`
     assert loaded.sync.repo == str(repo.bare) and loaded.sync.path == "site-a"
     assert loaded.source == config  # what serve's and admin's workers load again
+    assert loaded.admin.users_file == tmp_path / "admin-users"  # the appliance's, not Git's
     assert run(config, "check").exit_code == 0
 
     result = sync(config)
@@ -281,3 +282,54 @@ def test_a_failed_apply_is_retried_by_the_next_sync(tmp_path: Path, repo: SiteRe
     assert result.exit_code == 0, result.output
     assert "resync: first run, recorded 1 devices; nothing sent" in result.output
     assert "NOT applied" not in sync(config, "--status").output
+
+
+def test_doctor_and_the_admin_api_show_the_live_and_the_refused_revision(
+    tmp_path: Path, repo: SiteRepo
+) -> None:
+    from admin_sample import PASSWORD, USER, logged_in
+    from phoneprov.admin.app import create_admin_app
+    from phoneprov.admin.users import add_user
+    from phoneprov.core.findings import Facts, diagnose
+    from phoneprov.sync.report import sync_facts
+
+    config = appliance(tmp_path, repo)
+    good = repo.git("rev-parse", "HEAD")
+    sync(config)
+    repo.write("site-a/inventory.toml", inventory("not-a-mac", "Broken"))
+    bad = repo.commit("broken inventory")
+    sync(config)
+
+    loaded = load_config(config)
+    facts = Facts(hostsdir="", per_mac=True, security_mode="lease", sync=sync_facts(loaded))
+    found = [(f.level, f.message) for f in diagnose(facts) if f.topic == "sync"]
+    assert [level for level, _ in found] == ["ok", "warn"]
+    assert found[0][1].startswith(f"live {good[:12]} 'site a' (committed ")
+    assert " by manual (" in found[0][1]
+    assert found[1][1].startswith(f"refused {bad[:12]}: site-a/inventory.toml:3: not a MAC")
+
+    add_user(loaded.admin.users_file, USER, PASSWORD)
+    client, _csrf = logged_in(create_admin_app(loaded))
+    data = client.get("/api/v1/sync").get_json()
+    assert data["enabled"] is True and data["path"] == "site-a"
+    assert data["live"]["sha"] == good and data["live"]["applied"] is True
+    assert data["refused"]["sha"] == bad and data["pinned"] is False
+
+
+def test_doctor_says_pinned_and_unapplied() -> None:
+    from phoneprov.core.findings import Facts, SyncFacts, diagnose
+
+    pinned = SyncFacts(live="abc 'x'", applied=False, pinned=True)
+    facts = Facts(hostsdir="", per_mac=True, security_mode="lease", sync=pinned)
+    found = [(f.level, f.message, f.fix) for f in diagnose(facts) if f.topic == "sync"]
+    assert found == [
+        ("ok", "live abc 'x'", ""),
+        ("fail", "the live revision is not applied", "phoneprov sync"),
+        (
+            "warn",
+            "pinned by `sync --to`: the timer takes no new commit",
+            "phoneprov sync --to latest",
+        ),
+    ]
+    off = Facts(hostsdir="", per_mac=True, security_mode="lease")
+    assert not [f for f in diagnose(off) if f.topic == "sync"]

@@ -77,47 +77,13 @@ def _sync(config_file: str | None, settings: SyncConfig, revs: Any, rev: str | N
     _resync_changed(config, applied)
 
 
-def status_dict(settings: SyncConfig, status: Status) -> dict[str, Any]:
-    """What `sync --status --json`, doctor and the admin API show."""
-    return {
-        "repo": settings.repo,
-        "branch": settings.branch,
-        "path": settings.path,
-        "signed": settings.allowed_signers is not None,
-        **status.as_dict(),
-    }
-
-
 def _show(settings: SyncConfig, status: Status, as_json: bool) -> None:
+    from ..sync.report import status_dict, status_lines
+
     if as_json:
-        data = status_dict(settings, status)
-        del data["history"]
-        echo_json(data)
+        echo_json(status_dict(settings, status))
         return
     where = f"{settings.repo} {settings.branch}" + (f" {settings.path}/" if settings.path else "")
     click.echo(f"repo: {where}" + (" (signed commits only)" if settings.allowed_signers else ""))
     for line in status_lines(status):
         click.echo(line)
-
-
-def status_lines(status: Status) -> list[str]:
-    """`live: <sha> <subject> ...`, then the last refused revision, if any."""
-    live, refused = status.live, status.refused
-    lines = []
-    if live is None:
-        lines.append("live: none (no revision synced yet: run `phoneprov sync`)")
-    else:
-        pinned = ", pinned by `sync --to`" if status.pinned else ""
-        unapplied = "" if live.applied else ", NOT applied yet (the next sync retries)"
-        lines.append(
-            f"live: {live.sha[:12]} {live.subject!r} (committed {_when(live.committed)}); "
-            f"synced {_when(live.synced_at)} by {live.by}{pinned}{unapplied}"
-        )
-    if refused is not None:
-        reason = refused.reason.replace("\n", "\n  ")
-        lines.append(f"refused {refused.sha[:12]} at {_when(refused.at)}: {reason}")
-    return lines
-
-
-def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))

@@ -99,7 +99,13 @@ def _load(path: Path, sync: SyncConfig | None = None) -> Config:
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     config = _build(path, values)
-    return replace(config, sync=sync) if sync is not None else config
+    if sync is None:
+        return config
+    # the admin's users are this appliance's, not the repository's: a relative users_file
+    # is beside the appliance's own file (in the live revision it would go at the next switch)
+    users = sync.local.parent / values["admin.users_file"] if sync.local else None
+    admin = replace(config.admin, users_file=users) if users else config.admin
+    return replace(config, sync=sync, admin=admin)
 
 
 def _sync(path: Path, v: dict[str, Any]) -> SyncConfig:
