@@ -4,6 +4,7 @@ live, what is refused and why, pinning, rollback, signatures, the lock, the stat
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -333,3 +334,37 @@ def test_doctor_says_pinned_and_unapplied() -> None:
     ]
     off = Facts(hostsdir="", per_mac=True, security_mode="lease")
     assert not [f for f in diagnose(off) if f.topic == "sync"]
+
+
+def test_exit_1_when_a_changed_phone_does_not_take_its_check_sync(tmp_path: Path) -> None:
+    from phoneprov.state.db import Lease, State
+
+    (tmp_path / "a").mkdir()
+    repo = SiteRepo(tmp_path)
+    config_text = site_config(tmp_path / "a", extra="[sip]\nt1 = 0.01\n")
+    repo.add_site("site-a", config_text.replace('"eth0"', '"lo"'), inventory(MAC, "Front desk"))
+    repo.commit("site a")
+    config = appliance(tmp_path, repo)
+    assert sync(config).exit_code == 0
+    with State(tmp_path / "a" / "state.db") as state:  # nothing answers SIP on loopback
+        state.record_lease(Lease(MAC, "127.0.0.1"), 0.0)
+    repo.write("site-a/inventory.toml", inventory(MAC, "Lobby"))
+    repo.commit("lobby")
+    result = sync(config)
+    assert result.exit_code == 1, result.output
+    assert re.search(rf"^{MAC} 127\.0\.0\.1 (no answer|unreachable)", result.output, re.M)
+    assert "Lobby" in (tmp_path / "sync/live/site-a/inventory.toml").read_text()  # switched
+
+
+def test_the_users_git_config_does_not_change_what_is_fetched(
+    tmp_path: Path, repo: SiteRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(
+        f'[url "{tmp_path}/elsewhere.git"]\n\tinsteadOf = {repo.bare}\n'
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    result = sync(appliance(tmp_path, repo))
+    assert result.exit_code == 0, result.output
