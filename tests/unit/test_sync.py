@@ -58,7 +58,11 @@ def test_first_sync_switches_applies_and_the_config_follows_live(
     head = repo.git("rev-parse", "HEAD")
     result = sync(config)
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0] == f"switched to {head[:12]}"
+    assert result.output.splitlines()[:2] == [
+        f"switched to {head[:12]}",
+        "ok: site-a/phoneprov.toml: 1 devices, 1 profiles, dhcp mode 66+67, security lease, "
+        "4 files rendered, valid against the phone schema",
+    ]
     assert "resync: first run, recorded 1 devices; nothing sent" in result.output
     assert (tmp_path / "a" / "hosts").is_dir()  # apply wrote the site's dnsmasq files
 
@@ -368,3 +372,18 @@ def test_the_users_git_config_does_not_change_what_is_fetched(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
     result = sync(appliance(tmp_path, repo))
     assert result.exit_code == 0, result.output
+
+
+def test_sites_may_share_templates_elsewhere_in_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    repo = SiteRepo(tmp_path)
+    text = site_config(tmp_path / "a").replace('"templates"', '"../shared/templates"')
+    site = repo.add_site("site-a", text, inventory(MAC, "Front desk"))
+    (site / "templates").rename(tmp_path / "shared-templates")
+    (repo.work / "shared").mkdir()
+    (tmp_path / "shared-templates").rename(repo.work / "shared" / "templates")
+    repo.commit("one set of templates for every site")
+    config = appliance(tmp_path, repo)
+    result = sync(config)
+    assert result.exit_code == 0, result.output
+    assert load_config(config).templates == tmp_path / "sync/live/site-a/../shared/templates"

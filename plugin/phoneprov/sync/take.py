@@ -53,10 +53,11 @@ def take(
             live.sha if live else "",
             False,
         )
+    in_repo = f"{revs.revs / sha}/"  # messages name files as the repository does
     try:
-        summary = revs.prepare(sha, check)
+        summary = revs.prepare(sha, check).replace(in_repo, "")
     except (SyncError, ConfigError) as e:
-        reason = str(e).replace(f"{revs.revs / sha}/", "")  # paths as in the repository
+        reason = str(e).replace(in_repo, "")
         revs.refuse(sha, reason, now)
         raise SyncError(f"refused {sha[:12]}: {reason}\n{_live_text(live)} stays live") from None
     previous = f" (was {live.sha[:12]})" if live else ""
