@@ -3,7 +3,9 @@ live, what is refused and why, pinning, rollback, signatures, the lock, the stat
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import re
 from pathlib import Path
 
@@ -73,6 +75,8 @@ def test_first_sync_switches_applies_and_the_config_follows_live(
     assert loaded.source == config  # what serve's and admin's workers load again
     assert loaded.admin.users_file == tmp_path / "admin-users"  # the appliance's, not Git's
     assert run(config, "check").exit_code == 0
+    for path in (tmp_path / "sync" / "revs").rglob("*"):  # SIP passwords: no other user
+        assert path.stat().st_mode & 0o007 == 0, path
 
     result = sync(config)
     assert (result.exit_code, result.output) == (0, f"up to date: {head[:12]} is live\n")
@@ -120,6 +124,11 @@ def test_a_broken_revision_is_refused_once_and_the_live_one_stays(
     assert "site-a/inventory.toml:3: not a MAC address" in status.output
     data = json.loads(sync(config, "--status", "--json").output)
     assert data["live"]["sha"] == good and data["refused"]["sha"] == bad
+    assert set(data) == {
+        "enabled", "repo", "branch", "path", "signed", "live", "refused", "pinned"
+    }  # fmt: skip
+    assert set(data["live"]) == {"sha", "committed", "subject", "synced_at", "by", "applied"}
+    assert set(data["refused"]) == {"sha", "reason", "at"}
 
 
 def test_a_missing_site_directory_is_refused(tmp_path: Path, repo: SiteRepo) -> None:
@@ -193,6 +202,8 @@ def test_signed_commits_only_when_signers_are_listed(tmp_path: Path, repo: SiteR
     result = sync(config)
     assert result.exit_code == 0, result.output
     assert live_sha(config) == signed
+    status = sync(config, "--status").output
+    assert status.startswith(f"repo: {repo.bare} main site-a/ (signed commits only)\nlive: ")
 
     other = SiteRepo(tmp_path / "other")  # a key the allowed signers do not list
     other.make_signing_key(tmp_path / "other", "stranger")
@@ -387,3 +398,24 @@ def test_sites_may_share_templates_elsewhere_in_the_repository(tmp_path: Path) -
     result = sync(config)
     assert result.exit_code == 0, result.output
     assert load_config(config).templates == tmp_path / "sync/live/site-a/../shared/templates"
+
+
+def test_sync_off_in_the_api_answer() -> None:
+    from phoneprov.config import SyncConfig
+    from phoneprov.sync.report import sync_status
+
+    assert sync_status(SyncConfig()) == {"enabled": False}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_set_group_id_sync_dir_hands_its_group_to_each_revision(
+    tmp_path: Path, repo: SiteRepo
+) -> None:
+    group = grp.getgrnam("nogroup").gr_gid
+    (tmp_path / "sync").mkdir()
+    os.chown(tmp_path / "sync", 0, group)
+    (tmp_path / "sync").chmod(0o2750)  # as phoneprov setup makes it (group phoneprov)
+    assert sync(appliance(tmp_path, repo)).exit_code == 0
+    inventory_file = tmp_path / "sync" / "live" / "site-a" / "inventory.toml"
+    assert inventory_file.stat().st_gid == group
+    assert inventory_file.stat().st_mode & 0o777 == 0o640

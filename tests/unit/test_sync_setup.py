@@ -30,8 +30,11 @@ def test_the_sync_units_start_this_phoneprov_sync_as_the_timer(layout: Layout) -
     service, timer = layout.sync_units
     assert f"ExecStart={COMMAND} sync\n" in service.read_text()
     assert "Environment=PHONEPROV_SYNC_BY=timer\n" in service.read_text()
+    assert "Type=oneshot\n" in service.read_text()
+    assert "ReadWritePaths=/var/lib/phoneprov\n" in service.read_text()
     assert "OnUnitActiveSec=5min\n" in timer.read_text()
-    assert "RandomizedDelaySec=" in timer.read_text()
+    assert "OnBootSec=2min\n" in timer.read_text()
+    assert "RandomizedDelaySec=60\n" in timer.read_text()
     assert layout.sync.stat().st_mode & 0o7777 == 0o2750
 
 

@@ -43,6 +43,7 @@ def git(git_dir: Path, *args: str, timeout: float = TIMEOUT, stdout: int | None 
             text=True,
             timeout=timeout,
             check=False,
+            umask=UMASK,
         )
     except subprocess.TimeoutExpired:
         raise SyncError(f"git {_name(args)} took longer than {timeout:g} s") from None
@@ -120,7 +121,8 @@ def verify_commit(git_dir: Path, sha: str, allowed_signers: Path) -> None:
 def export(git_dir: Path, sha: str, dest: Path) -> None:
     """The commit's whole tree into `dest` (new), files timed now: `serve` tells a changed file
     by its time and size, and two revisions' files may share both."""
-    dest.mkdir(parents=True)
+    dest.parent.mkdir(mode=0o750, exist_ok=True)
+    dest.mkdir(mode=0o750)
     argv = ["git", f"--git-dir={git_dir}", "archive", "--format=tar", sha]
     env = {**os.environ, **ENV}
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as archive:
