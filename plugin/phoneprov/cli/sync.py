@@ -5,15 +5,15 @@ from __future__ import annotations
 import getpass
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from .common import Failed, config_option, echo_json, json_option
+from .common import Failed, config_option, echo_json
 
 if TYPE_CHECKING:
     from ..config import SyncConfig
-    from ..sync.revisions import Status
+    from ..sync.revisions import Revisions, Status
 
 BY_ENV = "PHONEPROV_SYNC_BY"  # phoneprov-sync.service sets it to "timer"
 
@@ -28,19 +28,25 @@ def register(group: click.Group) -> None:
     "--to",
     "rev",
     metavar="REV",
-    help="Switch to this commit (or tag) and stay there: plain `sync` then changes nothing "
-    "until `--to latest`, which follows the branch again.",
+    help="Switch to this commit of the branch (a rollback) and stay there: plain `sync` "
+    "then changes nothing until `--to latest`, which follows the branch again.",
 )
-@click.option("--status", "show_status", is_flag=True, help="Show the live revision and stop.")
-@json_option
+@click.option(
+    "--status",
+    "show_status",
+    is_flag=True,
+    help="Show the live revision (and the last refused one) and stop.",
+)
+@click.option("--json", "as_json", is_flag=True, help="--status as JSON for scripts.")
 def sync(config_file: str | None, rev: str | None, show_status: bool, as_json: bool) -> None:
-    """Fetch [sync] repo's branch; if its head is new, check it in a directory of its own
-    and only if it passes make it live, apply, and send check-sync to the changed phones.
+    """Take the site configuration from [sync] repo: fetch the branch; if its head is new,
+    check it in a directory of its own and only if it passes make it live, apply, and send
+    check-sync to the changed phones.
 
     A revision that fails the check (or a required signature) is refused with the reason,
     the running configuration stays, and the next sync does not try it again. Exit 0 when
-    up to date or switched, 1 when a phone did not accept its check-sync, 2 when refused
-    or on any error.
+    up to date, pinned or switched, 1 when a phone did not accept its check-sync, 2 when
+    refused or on any error. phoneprov-sync.timer runs it every 5 minutes.
     """
     from ..config import load_sync_settings
     from ..sync.revisions import Revisions
@@ -56,7 +62,7 @@ def sync(config_file: str | None, rev: str | None, show_status: bool, as_json: b
         _sync(config_file, settings, revs, rev)
 
 
-def _sync(config_file: str | None, settings: SyncConfig, revs: Any, rev: str | None) -> None:
+def _sync(config_file: str | None, settings: SyncConfig, revs: Revisions, rev: str | None) -> None:
     from ..config import load_config, load_site_config
     from ..render.check import check_config
     from ..sip.changes import apply_with_changes

@@ -19,7 +19,6 @@ LATEST = "latest"  # `sync --to latest`: follow the branch again
 @dataclass(frozen=True)
 class Taken:
     message: str  # one line (the check's summary follows a switch)
-    sha: str  # the live revision now
     apply: bool  # the live revision still needs `apply`
 
 
@@ -34,7 +33,6 @@ def take(
         return Taken(
             f"pinned at {live.sha[:12]} by `sync --to`; `phoneprov sync --to {LATEST}` follows "
             f"{revs.sync.branch} again",
-            live.sha,
             not live.applied,
         )
     revs.fetch()
@@ -44,14 +42,13 @@ def take(
         if status.pinned != pin:
             revs.pin(pin)
         pinned = " (pinned)" if pin else ""
-        return Taken(f"up to date: {sha[:12]} is live{pinned}", sha, not live.applied)
+        return Taken(f"up to date: {sha[:12]} is live{pinned}", not live.applied)
     refused = status.refused
     if to is None and refused is not None and refused.sha == sha:
         return Taken(
             f"nothing new: {sha[:12]} was refused ({_first_line(refused.reason)}); "
             f"{_live_text(live)} stays live",
-            live.sha if live else "",
-            False,
+            live is not None and not live.applied,
         )
     in_repo = f"{revs.revs / sha}/"  # messages name files as the repository does
     try:
@@ -62,7 +59,7 @@ def take(
         raise SyncError(f"refused {sha[:12]}: {reason}\n{_live_text(live)} stays live") from None
     previous = f" (was {live.sha[:12]})" if live else ""
     revs.switch(sha, now, by, pin)
-    return Taken(f"switched to {sha[:12]}{previous}\n{summary}", sha, True)
+    return Taken(f"switched to {sha[:12]}{previous}\n{summary}", True)
 
 
 def _first_line(text: str) -> str:
