@@ -147,12 +147,12 @@ class Revisions:
 
     def switch(self, sha: str, now: float, by: str, pinned: bool) -> Status:
         """Make revision `sha` (prepared) live, record it and drop revisions beyond KEEP."""
+        info = git.commit(self.git_dir, sha)
         tmp = self.dir / ".live.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         os.symlink(f"{REVS}/{sha}", tmp)
         os.replace(tmp, self.dir / "live")
-        info = git.commit(self.git_dir, sha)
         status = self.status()
         history = (sha, *(h for h in status.history if h != sha))[:KEEP]
         status = replace(
