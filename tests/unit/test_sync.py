@@ -419,3 +419,19 @@ def test_a_set_group_id_sync_dir_hands_its_group_to_each_revision(
     inventory_file = tmp_path / "sync" / "live" / "site-a" / "inventory.toml"
     assert inventory_file.stat().st_gid == group
     assert inventory_file.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_learned_schema_is_the_live_revisions(tmp_path: Path, repo: SiteRepo) -> None:
+    from phoneprov.config import site_config_path
+
+    config = appliance(tmp_path, repo)
+    sync(config)
+    assert site_config_path(config) == tmp_path / "sync/live/site-a/phoneprov.toml"
+    backup = tmp_path / "backup.xml"
+    backup.write_text("<settings/>")
+    result = run(config, "schema", "learn", str(backup))
+    assert result.exit_code == 2
+    assert "the learned schema comes from the repository with the site ([sync] repo)" in (
+        result.output
+    )
+    assert not list((tmp_path / "sync").rglob("phone-schema.learned.json"))

@@ -9,6 +9,7 @@ from .load import (
     load_config,
     load_site_config,
     load_sync_settings,
+    site_config_path,
 )
 from .model import (
     Config,
@@ -39,4 +40,5 @@ __all__ = [
     "load_inventory",
     "load_site_config",
     "load_sync_settings",
+    "site_config_path",
 ]

@@ -57,6 +57,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return load_site_config(sync.site_config, sync)
 
 
+def site_config_path(given: str | os.PathLike[str] | None = None) -> Path:
+    """The phoneprov.toml the site's own files sit beside (its learned schema): the given
+    file, or with [sync] repo set the live revision's site config."""
+    path = config_path(given)
+    if not path.is_file():
+        return path
+    sync = load_sync_settings(path)
+    return sync.site_config if sync.enabled else path
+
+
 def load_site_config(path: Path, sync: SyncConfig) -> Config:
     """A site's phoneprov.toml as it comes from the repository: everything but [sync]."""
     return _load(path, sync)

@@ -32,7 +32,7 @@ class Commit:
     subject: str
 
 
-def git(git_dir: Path, *args: str, timeout: float = TIMEOUT, stdout: int | None = None) -> str:
+def git(git_dir: Path, *args: str, timeout: float = TIMEOUT) -> str:
     """Run `git --git-dir=git_dir args...`; its output, or SyncError with its stderr."""
     argv = ["git", f"--git-dir={git_dir}", *args]
     try:
