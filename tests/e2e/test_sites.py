@@ -5,7 +5,8 @@
 A commit that changes site B's phone: B's phone gets a check-sync and fetches the new bytes,
 A's dnsmasq files stay as they were and A sends no check-sync. A commit that breaks both
 inventories: refused at both, both keep serving the previous revision. `sync --to` at B
-rolls back: B's phone gets a check-sync and the old bytes again.
+rolls back: B's phone gets a check-sync and the old bytes again. With allowed signers at
+B, unsigned commits are refused and B keeps serving the signed revision.
 """
 
 from __future__ import annotations
@@ -270,3 +271,34 @@ def test_two_sites_sync_from_one_repository(sites: tuple[SiteRepo, Site, Site]) 
     assert "pinned by `sync --to`" in b.sync("--status").stdout
     assert b.sync().stdout.startswith(f"pinned at {first[:12]}")
     assert a.files() == a_files
+
+
+def test_signed_commits_only(sites: tuple[SiteRepo, Site, Site], tmp_path: Path) -> None:
+    """B takes only commits signed by a listed SSH key: the fixture's unsigned commit and a
+    later unsigned one are refused, and its phone keeps getting the signed revision's bytes."""
+    repo, _a, b = sites
+    signers = repo.make_signing_key(tmp_path)
+    b.config.write_text(b.config.read_text() + f'allowed_signers = "{signers}"\n')
+    unsigned = repo.git("rev-parse", "HEAD")
+    done = b.sync()
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"error: refused {unsigned[:12]}: commit {unsigned[:12]} is not signed by an allowed key"
+    )
+
+    repo.write("site-b/inventory.toml", inventory(b.mac, "Signed desk", b.ip))
+    signed = repo.commit("site B, signed")
+    done = b.sync()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"switched to {signed[:12]}\n")
+    b.start()
+    b.provision()
+    files = b.files()
+    assert any(b"Signed desk" in body for body in files)
+
+    repo.write("site-b/inventory.toml", inventory(b.mac, "Unsigned desk", b.ip))
+    later = repo.commit("site B, not signed", sign=False)
+    done = b.sync()
+    assert done.returncode == 2
+    assert f"refused {later[:12]}: commit {later[:12]} is not signed" in done.stderr
+    assert b.files() == files
