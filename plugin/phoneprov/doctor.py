@@ -47,6 +47,7 @@ def gather(config: Config, only: str | None = None, fetch: Fetch | None = None) 
     """Everything `core.findings.diagnose` needs; `only` restricts the devices to one MAC."""
     from .render.check import world_readable_inventory
     from .site import resolve_settings
+    from .sync.report import sync_facts
 
     settings = resolve_settings(config)
     hostsdir = os.path.normpath(os.path.abspath(config.dhcp.hostsdir))
@@ -72,6 +73,7 @@ def gather(config: Config, only: str | None = None, fetch: Fetch | None = None) 
         ntp=settings.ntp,
         inventory=str(config.inventory_path),
         world_readable=tuple(world_readable_inventory(config)),
+        sync=sync_facts(config),
     )
     if fetch is None:
         from .phone.simulator import http_get as fetch

@@ -115,3 +115,11 @@ def doctor() -> Any:
 @blueprint.route("/models")
 def models() -> Any:
     return _service().models()
+
+
+@blueprint.route("/sync")
+def sync() -> Any:
+    """The live revision and the last refused one (as `phoneprov sync --status --json`)."""
+    from ..sync.report import sync_status
+
+    return sync_status(_service().config.sync)

@@ -22,6 +22,7 @@ from . import (
     settings,
     setup,
     sip,
+    sync,
     web,
 )
 from .common import Group
@@ -40,6 +41,7 @@ REGISTRARS = [
     setup.register,
     admin.register,
     export.register,
+    sync.register,
 ]
 
 

@@ -91,7 +91,7 @@ def admin(
         log_level=log_level.upper(),
         user=user,
     )
-    exec_admin(str(config.path), options)
+    exec_admin(str(config.source), options)
 
 
 def read_password(confirm: bool = True) -> str:

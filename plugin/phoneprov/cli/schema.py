@@ -17,9 +17,9 @@ def register(group: click.Group) -> None:
 
 def _site_config(config_file: str | None, required: bool) -> Path | None:
     """The config file the learned schema sits beside; None when there is none (show only)."""
-    from ..config import config_path
+    from ..config import site_config_path
 
-    path = config_path(config_file)
+    path = site_config_path(config_file)  # with [sync]: the live revision's
     if path.is_file():
         return path
     if required or config_file is not None:
@@ -39,8 +39,15 @@ def learn(backup: str, config_file: str | None) -> None:
     """Record every element path, attribute and section version of a real phone's backup
     (Web-UI: backup & restore) in the site's schema file beside the config; from then on
     those elements validate. Run it again with each firmware's backup."""
+    from ..config import config_path, load_sync_settings
     from ..settings_schema import learn_backup, learned_path, shipped_schema
 
+    if config_path(config_file).is_file() and load_sync_settings(config_file).enabled:
+        raise Failed(
+            "the learned schema comes from the repository with the site ([sync] repo): learn "
+            "into a checkout (`phoneprov schema learn BACKUP -c <checkout>/<path>/phoneprov.toml`) "
+            "and commit it"
+        )
     config = _site_config(config_file, required=True)
     assert config is not None
     learned, new = learn_backup(config, Path(backup))

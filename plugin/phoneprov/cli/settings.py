@@ -25,10 +25,10 @@ def phone_schema(config_file: str | None) -> PhoneSchema:
     """The phone's schema: the shipped one, merged with the site's learned one (beside the
     config). Without --config a missing default config means the shipped schema only; a
     config given by name must exist."""
-    from ..config import config_path
+    from ..config import site_config_path
     from ..settings_schema import load_phone_schema
 
-    path = config_path(config_file)
+    path = site_config_path(config_file)  # with [sync]: the live revision's
     if path.is_file():
         return load_phone_schema(path)
     if config_file is not None:

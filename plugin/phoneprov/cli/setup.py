@@ -42,7 +42,9 @@ def setup(
     Creates the `phoneprov` user, /etc/phoneprov (example config, inventory, templates:
     never overwritten), /var/lib/phoneprov, the dnsmasq hook and snippet
     (/etc/dnsmasq.d/phoneprov.conf) and the systemd unit of `phoneprov serve` (enabled and
-    started when systemd runs); then runs `check` and `apply`, and `doctor` at the end.
+    started when systemd runs) and those of `phoneprov sync` (the timer enabled only when
+    [sync] repo is set: then the first sync runs here); then runs `check` and `apply`, and
+    `doctor` at the end.
     Each step is skipped when already done: run it again any time. Exit 0 when set up,
     2 on errors.
     """
@@ -96,8 +98,10 @@ def _this_phoneprov() -> str:
 def _interface(layout: Layout) -> str:
     """The configured LAN interface, else the only candidate, else the admin's choice."""
     if layout.config.exists():
-        from ..config import load_config
+        from ..config import load_config, load_sync_settings
 
+        if load_sync_settings(layout.config).enabled:
+            return ""  # no example is written; the site config in the repository names it
         return load_config(layout.config).server.interface
     found = detect_interface()
     if len(found) == 1:

@@ -91,7 +91,7 @@ def serve(
         user=user,
         http=config.server.http,
     )
-    exec_server(str(config.path), options, server_url)
+    exec_server(str(config.source), options, server_url)
 
 
 @click.command()

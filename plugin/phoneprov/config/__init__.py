@@ -2,7 +2,15 @@
 
 from ..core.errors import ConfigError, ConfigErrors
 from .inventory_files import load_inventory
-from .load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
+from .load import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG,
+    config_path,
+    load_config,
+    load_site_config,
+    load_sync_settings,
+    site_config_path,
+)
 from .model import (
     Config,
     DhcpConfig,
@@ -11,6 +19,7 @@ from .model import (
     SecurityConfig,
     ServerConfig,
     SipConfig,
+    SyncConfig,
 )
 
 __all__ = [
@@ -25,7 +34,11 @@ __all__ = [
     "SecurityConfig",
     "ServerConfig",
     "SipConfig",
+    "SyncConfig",
     "config_path",
     "load_config",
     "load_inventory",
+    "load_site_config",
+    "load_sync_settings",
+    "site_config_path",
 ]

@@ -3,12 +3,17 @@
 Unknown sections and keys are refused with the closest known name; wrong types, control
 characters in any text, values a command would refuse later, and contradicting settings
 are each reported with `file:line`. Relative paths are relative to the config file.
+
+With `[sync] repo` set, the appliance's file holds only `[sync]` and the configuration in
+effect is the site's phoneprov.toml in the live revision `phoneprov sync` switched to,
+loaded through the `live` symlink so that its relative paths follow the next switch.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ from .model import (
     SecurityConfig,
     ServerConfig,
     SipConfig,
+    SyncConfig,
 )
 from .schema import CONTROL, SCHEMA, Key
 from .tomlfile import Locator, read_toml
@@ -37,18 +43,95 @@ def config_path(given: str | os.PathLike[str] | None) -> Path:
     return Path(given or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+NOT_SYNCED = "no revision synced yet: run `phoneprov sync`"
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """The checked appliance config (not the inventory: see `load_inventory`)."""
+    """The checked appliance config (not the inventory: see `load_inventory`); with `[sync]
+    repo` set, the live revision's site config, its `sync` the appliance file's [sync]."""
+    sync = load_sync_settings(path)
+    if not sync.enabled:
+        return _load(config_path(path))
+    if not os.path.lexists(sync.live):
+        raise ConfigError(NOT_SYNCED, str(sync.local))
+    return load_site_config(sync.site_config, sync)
+
+
+def site_config_path(given: str | os.PathLike[str] | None = None) -> Path:
+    """The phoneprov.toml the site's own files sit beside (its learned schema): the given
+    file, or with [sync] repo set the live revision's site config."""
+    path = config_path(given)
+    if not path.is_file():
+        return path
+    sync = load_sync_settings(path)
+    return sync.site_config if sync.enabled else path
+
+
+def load_site_config(path: Path, sync: SyncConfig) -> Config:
+    """A site's phoneprov.toml as it comes from the repository: everything but [sync]."""
+    return _load(path, sync)
+
+
+def load_sync_settings(path: str | os.PathLike[str] | None = None) -> SyncConfig:
+    """The appliance file's [sync] (off when absent); with `repo` set no other section may
+    be there, each one found is an error naming its line."""
     path = config_path(path)
     text, data = read_toml(path)
     at = Locator(path, text)
     errors: list[ConfigError] = []
+    values = _values({"sync": data.get("sync", {})}, at, errors)
+    if not errors and values["sync.repo"]:
+        for section in data.keys() - {"sync"}:
+            message = (
+                f"[{section}] does not belong here when [sync] repo is set: move it into the "
+                "site's phoneprov.toml in the repository"
+            )
+            errors.append(ConfigError(message, at(section)))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return _sync(path, values)
+
+
+def _load(path: Path, sync: SyncConfig | None = None) -> Config:
+    """One phoneprov.toml, every problem at once; `sync`: it is a site config from Git."""
+    text, data = read_toml(path)
+    at = Locator(path, text)
+    errors: list[ConfigError] = []
+    if sync is not None and "sync" in data:
+        message = (
+            f"[sync] belongs in the appliance's own file ({sync.local}), not in the site "
+            "config from the repository"
+        )
+        errors.append(ConfigError(message, at("sync")))
     values = _values(data, at, errors)
     if not errors:
         _cross_check(values, at, errors)
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-    return _build(path, values)
+    config = _build(path, values)
+    if sync is None:
+        return config
+    # the admin's users are this appliance's, not the repository's: a relative users_file
+    # is beside the appliance's own file (in the live revision it would go at the next switch)
+    users = sync.local.parent / values["admin.users_file"] if sync.local else None
+    admin = replace(config.admin, users_file=users) if users else config.admin
+    return replace(config, sync=sync, admin=admin)
+
+
+def _sync(path: Path, v: dict[str, Any]) -> SyncConfig:
+    base = path.parent
+    repo = v["sync.repo"]
+    if repo and "://" not in repo and ":" not in repo.split("/")[0]:  # a local path
+        repo = str(base / repo)
+    signers = v["sync.allowed_signers"]
+    return SyncConfig(
+        repo=repo,
+        branch=v["sync.branch"],
+        path=v["sync.path"],
+        allowed_signers=base / signers if signers else None,
+        dir=base / v["sync.dir"],
+        local=path,
+    )
 
 
 def _values(data: dict[str, Any], at: Locator, errors: list[ConfigError]) -> dict[str, Any]:
@@ -220,4 +303,5 @@ def _build(path: Path, v: dict[str, Any]) -> Config:
             idle_exit=float(v["admin.idle_exit"]),
             users_file=file("admin.users_file"),
         ),
+        sync=_sync(path, v),
     )

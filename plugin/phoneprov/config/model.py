@@ -89,6 +89,34 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    """`[sync]` of the appliance's own file: where the site configuration comes from."""
+
+    repo: str = ""  # URL or path of the Git repository; "": sync is off
+    branch: str = "main"
+    path: str = ""  # the site's directory inside the repository; "": its root
+    allowed_signers: Path | None = None  # set: every synced commit must be signed by a key here
+    dir: Path = Path("/var/lib/phoneprov/sync")  # repo.git, revs/<sha>, live, status.json
+    local: Path | None = None  # the appliance's own file that holds this [sync]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.repo)
+
+    @property
+    def live(self) -> Path:
+        """The symlink to the live revision; paths through it follow a switch."""
+        return self.dir / "live"
+
+    @property
+    def site_config(self) -> Path:
+        """The effective config: the site's phoneprov.toml in the live revision (unresolved)."""
+        return (
+            self.live / self.path / "phoneprov.toml" if self.path else self.live / "phoneprov.toml"
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -102,6 +130,13 @@ class Config:
     state: Path
     models: tuple[str, ...]
     admin: AdminConfig = AdminConfig()
+    sync: SyncConfig = SyncConfig()  # off unless the appliance's file sets [sync] repo
+
+    @property
+    def source(self) -> Path:
+        """The file to load this config from again (what `serve` and `admin` hand their
+        workers): the appliance's own file, so that with [sync] a worker too follows `live`."""
+        return self.sync.local or self.path
 
     @property
     def sip_interface(self) -> str:

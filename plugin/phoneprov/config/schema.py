@@ -31,6 +31,7 @@ SECONDS = "a number of seconds"
 VERSION = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){2}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+GIT_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")
 
 Check = Callable[[Any], Any]
 
@@ -157,6 +158,21 @@ def check_sync_event(value: str) -> str:
 def dnsmasq_path(value: str) -> str:
     """A directory the dnsmasq snippet names: one dnsmasq line must hold it as it is."""
     return dnsmasq_conf.check_path(path(value))
+
+
+def git_branch(value: str) -> str:
+    """A branch name as `git check-ref-format --branch` would take it (the common subset)."""
+    if not GIT_BRANCH.fullmatch(value) or ".." in value or value.endswith((".lock", "/", ".")):
+        raise ValueError(f"must be a branch name like main; got {value!r}")
+    return value
+
+
+def repo_path(value: str) -> str:
+    """A directory inside the repository, relative, without `..` ("": the repository's root)."""
+    parts = value.strip("/").split("/") if value.strip("/") else []
+    if value.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"must be a directory inside the repository like site-a; got {value!r}")
+    return "/".join(parts)
 
 
 def path(value: str) -> str:
@@ -294,6 +310,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
             SECONDS,
         ),
         "users_file": _text("admin-users", "admin users and API tokens (mode 0600)", path),
+    },
+    "sync": {
+        "repo": _text("", "Git repository of the site configuration: URL or path (empty: off)"),
+        "branch": _text("main", "the branch `phoneprov sync` follows", git_branch),
+        "path": _text(
+            "", "the site's directory inside the repository (empty: its root)", repo_path
+        ),
+        "allowed_signers": _text(
+            "",
+            "SSH allowed-signers file: every synced commit must be signed by one of its keys "
+            "(empty: no signature required)",
+            optional_path,
+        ),
+        "dir": _text("/var/lib/phoneprov/sync", "sync's clone, checkouts and status", path),
     },
     "retention": {
         "days": Key(

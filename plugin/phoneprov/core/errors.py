@@ -2,6 +2,8 @@
 
 - `InputError`: a value that came from outside (a phone, a DHCP packet, a CLI argument,
   an HTTP request) is malformed. Adapters answer it: HTTP 4xx, hook logs, CLI exit 2.
+- `SyncError`: `phoneprov sync` could not fetch, verify or take a revision (its reason
+  says which: git's own message, a bad signature, a missing site directory).
 - `ConfigError`: our own configuration (config file, inventory, templates) is wrong.
   It carries where: `file:line` when known, so an admin can go straight there.
 """
@@ -32,3 +34,7 @@ class ConfigErrors(ConfigError):
     def __init__(self, errors: list[ConfigError]) -> None:
         super().__init__("\n".join(str(e) for e in errors))
         self.errors = errors
+
+
+class SyncError(PhoneprovError):
+    """`phoneprov sync` could not get or take a revision; the message says why."""

@@ -68,6 +68,16 @@ class DeviceCheck:
 
 
 @dataclass(frozen=True)
+class SyncFacts:
+    """`phoneprov sync`'s record, when [sync] repo is set."""
+
+    live: str  # "<sha> '<subject>' (committed ...); synced ... by ..."; "" none
+    applied: bool
+    pinned: bool
+    refused: str = ""  # "<sha>: <reason>" of a revision refused since the live one was taken
+
+
+@dataclass(frozen=True)
 class Facts:
     hostsdir: str
     per_mac: bool  # the dhcp mode uses hostsdir/optsdir
@@ -85,6 +95,7 @@ class Facts:
     devices: tuple[DeviceCheck, ...] = field(default_factory=tuple)
     inventory: str = ""  # it holds SIP passwords
     world_readable: tuple[str, ...] = ()  # inventory files every local user may read
+    sync: SyncFacts | None = None  # None: [sync] repo not set
 
 
 def blocked_for_others(chain: Sequence[tuple[str, int]]) -> str:
@@ -123,6 +134,7 @@ def diagnose(facts: Facts) -> list[Finding]:
         *_state(facts),
         *_http(facts),
         *_ntp(facts),
+        *_sync(facts),
         *(f for d in facts.devices for f in device_findings(d, facts.security_mode)),
     ]
 
@@ -296,6 +308,36 @@ def _ntp(facts: Facts) -> list[Finding]:
             'set dhcp.ntp = ["auto"] (or a server address), then phoneprov apply',
         )
     ]
+
+
+def _sync(facts: Facts) -> list[Finding]:
+    t, sync = "sync", facts.sync
+    if sync is None:
+        return []
+    if not sync.live:
+        return [Finding("fail", t, "no revision synced yet", "phoneprov sync")]
+    out = [Finding("ok", t, f"live {sync.live}")]
+    if not sync.applied:
+        out.append(Finding("fail", t, "the live revision is not applied", "phoneprov sync"))
+    if sync.pinned:
+        out.append(
+            Finding(
+                "warn",
+                t,
+                "pinned by `sync --to`: the timer takes no new commit",
+                "phoneprov sync --to latest",
+            )
+        )
+    if sync.refused:
+        out.append(
+            Finding(
+                "warn",
+                t,
+                f"refused {sync.refused}",
+                "fix it in the repository and commit (`phoneprov sync --status` says all)",
+            )
+        )
+    return out
 
 
 def device_findings(d: DeviceCheck, security_mode: str) -> list[Finding]:

@@ -9,7 +9,9 @@ and templates, none of them ever overwritten; /var/lib/phoneprov with dnsmasq's 
 directories (0755: dnsmasq reads them as `nobody`) and state/ (the service user's); the
 dhcp-script bound to this install; the snippet in /etc/dnsmasq.d/; the systemd unit of
 `phoneprov serve`, enabled and started when systemd runs, and those of `phoneprov admin`
-(its socket enabled: the admin page starts on demand and exits when idle). Then `check` and
+(its socket enabled: the admin page starts on demand and exits when idle), and those of
+`phoneprov sync` (its timer enabled only when [sync] repo is set; the first sync is run
+then, since the configuration comes from the repository). Then `check` and
 `apply`; dnsmasq is restarted only when asked (never reloaded: DESIGN §3), and `doctor`
 reports at the end.
 """
@@ -20,6 +22,7 @@ import grp
 import os
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -34,6 +37,9 @@ USER = "phoneprov"
 UNIT = "phoneprov-http.service"
 ADMIN_UNITS = ("phoneprov-admin.service", "phoneprov-admin.socket")  # `phoneprov admin`
 ADMIN_SOCKET = "phoneprov-admin.socket"
+SYNC_UNITS = ("phoneprov-sync.service", "phoneprov-sync.timer")  # `phoneprov sync`
+SYNC_TIMER = "phoneprov-sync.timer"
+SYNC_DIR_MODE = 0o2750
 SOURCE = Path(__file__).resolve().parents[3]  # the tree conf/ and hooks/ ship in
 
 
@@ -69,6 +75,16 @@ class Layout:
     @property
     def admin_units(self) -> tuple[Path, ...]:
         return tuple(self.units / name for name in ADMIN_UNITS)
+
+    @property
+    def sync_units(self) -> tuple[Path, ...]:
+        return tuple(self.units / name for name in SYNC_UNITS)
+
+    @property
+    def sync(self) -> Path:
+        """[sync] dir's default: root's, readable by the service user's group (serve reads
+        the live revision), set-group-ID so each revision's files get that group."""
+        return self.var / "sync"
 
 
 @dataclass
@@ -135,13 +151,30 @@ def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
             lambda: not (layout.etc / "templates").exists(),
             lambda: _copy_tree(conf / "templates", layout.etc / "templates"),
         ),
+        Step(
+            f"{layout.sync}/ mode 2750, group {USER} (phoneprov sync's revisions)",
+            lambda: (
+                not layout.sync.is_dir() or _mode_or_group_differs(layout.sync, SYNC_DIR_MODE, USER)
+            ),
+            lambda: _make_group_dir(layout.sync, SYNC_DIR_MODE, USER),
+        ),
     ]
+    syncs = _syncs(layout)  # the admin set [sync] repo (never the example a first run writes)
+    if syncs:  # before anything reads the configuration: it comes from the repository
+        steps.append(
+            Step(
+                "phoneprov sync: the first revision of [sync] repo",
+                lambda: not _synced(layout),
+                lambda: _first_sync(command, layout.config),
+            )
+        )
     steps += [
         _generated(layout.hook, lambda: _hook_text(layout), 0o755, "the dnsmasq dhcp-script"),
         _generated(layout.snippet, lambda: _snippet_text(layout), 0o644, "the dnsmasq snippet"),
         _generated(layout.unit, lambda: unit_text(command), 0o644, "the systemd unit"),
     ]
     steps += [_admin_unit(path, command) for path in layout.admin_units]
+    steps += [_sync_unit(path, command) for path in layout.sync_units]
     if systemd_runs():
         steps.append(Step(f"systemctl enable --now {UNIT}", _unit_stopped, _enable_unit))
         steps.append(
@@ -151,7 +184,36 @@ def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
                 lambda: _systemctl("enable", "--now", ADMIN_SOCKET),
             )
         )
+    if systemd_runs() and syncs:
+        steps.append(
+            Step(
+                f"systemctl enable --now {SYNC_TIMER} ([sync] repo is set)",
+                lambda: _unit_stopped(SYNC_TIMER),
+                lambda: _systemctl("enable", "--now", SYNC_TIMER),
+            )
+        )
     return steps
+
+
+def _syncs(layout: Layout) -> bool:
+    """The appliance's config sets [sync] repo: its configuration comes from Git."""
+    from ..config import load_sync_settings
+
+    return layout.config.exists() and load_sync_settings(layout.config).enabled
+
+
+def _first_sync(command: str, config: Path) -> None:
+    """`phoneprov sync` before anything reads the configuration (it lives in the repository)."""
+    argv = [*shlex.split(command), "sync", "-c", str(config)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode == 2:  # 1: a phone did not take its check-sync; set up all the same
+        raise ConfigError(f"the first `phoneprov sync` failed:\n{done.stderr.strip()}")
+
+
+def _synced(layout: Layout) -> bool:
+    from ..config import load_sync_settings
+
+    return os.path.lexists(load_sync_settings(layout.config).live)
 
 
 def example_config(interface: str, layout: Layout) -> str:
@@ -172,6 +234,16 @@ def _admin_unit(path: Path, command: str) -> Step:
     return _generated(
         path, lambda: admin_unit_text(path.name, command), 0o644, "the admin page's unit"
     )
+
+
+def _sync_unit(path: Path, command: str) -> Step:
+    return _generated(path, lambda: sync_unit_text(path.name, command), 0o644, "sync's unit")
+
+
+def sync_unit_text(name: str, command: str) -> str:
+    """conf/systemd's sync unit `name`; the service starts `command sync`."""
+    text = (SOURCE / "conf" / "systemd" / name).read_text()
+    return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} sync", text)
 
 
 def admin_unit_text(name: str, command: str) -> str:
@@ -216,9 +288,10 @@ def uninstall_steps(layout: Layout, purge: bool) -> list[Step]:
     """Remove what setup added; with `purge` the admin's data and the user too."""
     steps = []
     if systemd_runs():
-        for unit in (ADMIN_SOCKET, ADMIN_UNITS[0], UNIT):
+        for unit in (SYNC_TIMER, ADMIN_SOCKET, ADMIN_UNITS[0], UNIT):
             steps.append(_disabled(unit, layout.units / unit))
     steps += [
+        *(_removed(path, "sync's systemd unit") for path in layout.sync_units),
         *(_removed(path, "the admin page's systemd unit") for path in layout.admin_units),
         _removed(layout.unit, "the systemd unit"),
         _removed(layout.snippet, "the dnsmasq snippet"),
@@ -252,6 +325,11 @@ def _make_dir(path: Path, mode: int, owner: str | None) -> None:
     _set_mode(path, mode, owner, owner)
 
 
+def _make_group_dir(path: Path, mode: int, group: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    _set_mode(path, mode, None, group)
+
+
 def _admin_file(
     path: Path, text: Callable[[], str], mode: int, group: str | None, what: str
 ) -> Step:
@@ -280,7 +358,7 @@ def _generated(path: Path, text: Callable[[], str], mode: int, what: str) -> Ste
 
     def write() -> None:
         _write_atomic(path, text(), mode)
-        if path.suffix in (".service", ".socket") and systemd_runs():
+        if path.suffix in (".service", ".socket", ".timer") and systemd_runs():
             _systemctl("daemon-reload")
 
     return Step(f"{path} ({what})", differs, write)
@@ -307,7 +385,7 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
-    if path.suffix == ".service" and systemd_runs():
+    if path.suffix in (".service", ".timer") and systemd_runs():
         _systemctl("daemon-reload")
 
 

@@ -87,7 +87,11 @@ def check_installation(config_file: str | None) -> str:
     naming file:line for each problem, else return a one-line summary."""
     from ..config import load_config
 
-    config = load_config(config_file)
+    return check_config(load_config(config_file))
+
+
+def check_config(config: Config) -> str:
+    """`check_installation` of a loaded config (`phoneprov sync` checks a new revision so)."""
     inventory = load_inventory(config)
     if not config.templates.is_dir():
         raise ConfigError("templates directory does not exist", str(config.templates))

@@ -1,0 +1,70 @@
+"""One `phoneprov sync`: which revision should be live, and taking it if it passes the check.
+
+Applying the live revision (dnsmasq's files, check-sync to the changed phones) is the
+caller's part, under the same lock, when `Taken.apply` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import ConfigError, SyncError
+from .revisions import Live, Revisions
+
+LATEST = "latest"  # `sync --to latest`: follow the branch again
+
+
+@dataclass(frozen=True)
+class Taken:
+    message: str  # one line (the check's summary follows a switch)
+    apply: bool  # the live revision still needs `apply`
+
+
+def take(
+    revs: Revisions, to: str | None, now: float, by: str, check: Callable[[Path], str]
+) -> Taken:
+    """Fetch, pick the revision (`to`, else the branch head), and switch to it if it passes
+    `check`. A refused revision raises SyncError with the reason; nothing is switched."""
+    status = revs.status()
+    live = status.live
+    if to is None and status.pinned and live is not None:
+        return Taken(
+            f"pinned at {live.sha[:12]} by `sync --to`; `phoneprov sync --to {LATEST}` follows "
+            f"{revs.sync.branch} again",
+            not live.applied,
+        )
+    revs.fetch()
+    sha = revs.resolve(None if to in (None, LATEST) else to)
+    pin = to not in (None, LATEST)
+    if live is not None and live.sha == sha:
+        if status.pinned != pin:
+            revs.pin(pin)
+        pinned = " (pinned)" if pin else ""
+        return Taken(f"up to date: {sha[:12]} is live{pinned}", not live.applied)
+    refused = status.refused
+    if to is None and refused is not None and refused.sha == sha:
+        return Taken(
+            f"nothing new: {sha[:12]} was refused ({_first_line(refused.reason)}); "
+            f"{_live_text(live)} stays live",
+            live is not None and not live.applied,
+        )
+    in_repo = f"{revs.revs / sha}/"  # messages name files as the repository does
+    try:
+        summary = revs.prepare(sha, check).replace(in_repo, "")
+    except (SyncError, ConfigError) as e:
+        reason = str(e).replace(in_repo, "")
+        revs.refuse(sha, reason, now)
+        raise SyncError(f"refused {sha[:12]}: {reason}\n{_live_text(live)} stays live") from None
+    previous = f" (was {live.sha[:12]})" if live else ""
+    revs.switch(sha, now, by, pin)
+    return Taken(f"switched to {sha[:12]}{previous}\n{summary}", True)
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def _live_text(live: Live | None) -> str:
+    return live.sha[:12] if live else "no revision"
