@@ -2,8 +2,10 @@
 (namespaces), dnsmasq, `phoneprov serve` and a phone that gets a lease and provisions; both
 `phoneprov sync` from one local bare repository holding `site-a/` and `site-b/`.
 
-A commit that changes site B's phone: B's phone gets a check-sync and fetches the new bytes,
-A's dnsmasq files stay as they were and A sends no check-sync. A commit that breaks both
+A commit that changes site B's phone: before taking it, `sync --plan` at A says no change
+and at B names the field and the phone that will get a check-sync; then B's phone gets a
+check-sync and fetches the new bytes, A's dnsmasq files stay as they were, A sends no
+check-sync and `plan` at A says no change. A commit that breaks both
 inventories: refused at both, both keep serving the previous revision. `sync --to` at B
 rolls back: B's phone gets a check-sync and the old bytes again. With allowed signers at
 B, unsigned commits are refused and B keeps serving the signed revision.
@@ -224,6 +226,16 @@ def test_two_sites_sync_from_one_repository(sites: tuple[SiteRepo, Site, Site]) 
     second = repo.commit("site B: the phone is in the lobby now")
     a_dnsmasq = a.dnsmasq_files()
     assert len(a_dnsmasq) == 2  # the phone's host and options files
+    # before taking it: `sync --plan` says what it would change at each site
+    planned = a.sync("--plan")
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.startswith(f"plan for {second[:12]} (live: {first[:12]})\nno change\n")
+    planned = b.sync("--plan")
+    assert planned.returncode == 1, planned.stderr
+    mac = b.mac.replace(":", "").upper()
+    assert f"~ {mac} changed (D200, profile default)\n" in planned.stdout
+    assert "    lines[0].display_name: Front desk -> Lobby\n" in planned.stdout
+    assert f"check-sync (apply --resync): {mac}\n" in planned.stdout
     with CheckSyncListener(netns=a.phone.netns) as a_phone:
         done = a.sync()
         assert a_phone.wait(0.2) is None and a_phone.answered == 0
@@ -234,11 +246,12 @@ def test_two_sites_sync_from_one_repository(sites: tuple[SiteRepo, Site, Site]) 
                                 "resync: no device changed\n")  # fmt: skip
     assert a.dnsmasq_files() == a_dnsmasq
     assert a.files() == a_files
+    planned = a.cli("plan")  # A applied B's commit: nothing for it to change
+    assert planned.returncode == 0 and planned.stdout.startswith("no change\n"), planned.stdout
 
     done, again = sync_with_check_sync(b)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"switched to {second[:12]} (was {first[:12]})")
-    mac = b.mac.replace(":", "").upper()
     assert re.search(rf"^{mac} {b.net}\.\d+ accepted \(200 OK\)$", done.stdout, re.MULTILINE)
     assert again.ok, "\n".join(again.step_lines())
     assert again.steps[0]["step"] == "check-sync"
@@ -251,6 +264,10 @@ def test_two_sites_sync_from_one_repository(sites: tuple[SiteRepo, Site, Site]) 
         repo.write(f"site-{site.name}/inventory.toml", inventory("00:09:52:zz", "Broken"))
     broken = repo.commit("broken inventories")
     for site in (a, b):
+        planned = site.sync("--plan")
+        assert planned.returncode == 2 and planned.stderr.startswith(
+            f"error: {broken[:12]} would be refused: site-{site.name}/inventory.toml:3: "
+        ), planned.stderr
         done = site.sync()
         assert done.returncode == 2
         assert done.stderr.startswith(

@@ -435,3 +435,53 @@ def test_the_learned_schema_is_the_live_revisions(tmp_path: Path, repo: SiteRepo
         result.output
     )
     assert not list((tmp_path / "sync").rglob("phone-schema.learned.json"))
+
+
+def test_without_git_sync_says_so_and_nothing_goes_live(
+    tmp_path: Path, repo: SiteRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = appliance(tmp_path, repo)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no git anywhere on it
+    result = sync(config)
+    assert result.exit_code == 2
+    assert "git is not installed (Debian: apt install git)" in result.output
+    assert live_sha(config) is None
+
+
+def test_sync_plan_shows_the_next_revision_and_takes_nothing(
+    tmp_path: Path, repo: SiteRepo
+) -> None:
+    config = appliance(tmp_path, repo)
+    first = repo.git("rev-parse", "HEAD")
+    assert sync(config).exit_code == 0
+    result = sync(config, "--plan")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"plan for {first[:12]} (live: {first[:12]})\nno change\n")
+
+    repo.write("site-a/inventory.toml", inventory(MAC, "Lobby"))
+    second = repo.commit("the lobby")
+    result = sync(config, "--plan")
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"plan for {second[:12]} (live: {first[:12]})\n")
+    assert "    lines[0].display_name: Front desk -> Lobby\n" in result.output
+    result = sync(config, "--plan", "--json")
+    assert result.exit_code == 1
+    assert [d["mac"] for d in json.loads(result.output)["changes"]] == [MAC]
+    assert live_sha(config) == first  # nothing taken
+
+    repo.write("site-a/inventory.toml", inventory("00:09:52:zz", "Broken"))
+    broken = repo.commit("broken")
+    result = sync(config, "--plan")
+    assert result.exit_code == 2
+    assert f"error: {broken[:12]} would be refused: site-a/inventory.toml:" in result.output
+    assert Revisions(load_sync_settings(config)).status().refused is None  # nothing recorded
+    assert sync(config).exit_code == 2  # the sync itself refuses it, as ever
+
+    # pinned (a rollback to the first): a plain sync would take nothing new, so it plans the
+    # live revision; `--to` plans that revision
+    assert sync(config, "--to", first).exit_code == 0
+    result = sync(config, "--plan")
+    assert result.exit_code == 0 and result.output.startswith(f"plan for {first[:12]} ")
+    result = sync(config, "--plan", "--to", second)
+    assert result.exit_code == 1 and "Front desk -> Lobby" in result.output
+    assert live_sha(config) == first

@@ -42,13 +42,14 @@ def apply_command(config_file: str | None, resync: bool, plan_only: bool, as_jso
 
     Validates everything first: a broken inventory leaves the running files alone.
     """
+    from ..config import load_config
+
     if plan_only:
         from .plan import run_plan
 
-        run_plan(config_file, as_json)
+        run_plan(load_config(config_file), as_json)
     if as_json:
         raise click.UsageError("--json goes with --plan")
-    from ..config import load_config
     from ..dnsmasq.apply import apply
 
     config = load_config(config_file)
@@ -62,12 +63,12 @@ def apply_command(config_file: str | None, resync: bool, plan_only: bool, as_jso
     if not config.dhcp.ntp:
         click.echo("warning: no NTP server handed out (dhcp.ntp = []): phones need valid time")
     click.echo(f"ok: {result.summary()} ({config.dhcp.hostsdir}, {config.dhcp.optsdir})")
-    _prune(config)
+    prune_state(config)
     if resync:
-        _resync_changed(config, applied)
+        resync_changed(config, applied)
 
 
-def _prune(config: Config) -> None:
+def prune_state(config: Config) -> None:
     """Retention for fetches and discovered phones, applied with every apply too (the
     HTTP server prunes hourly; a site without it still keeps its database bounded)."""
     from ..state.db import open_state
@@ -77,7 +78,7 @@ def _prune(config: Config) -> None:
             state.prune(config.retention.days, config.retention.rows, time.time())
 
 
-def _resync_changed(config: Config, applied: Applied) -> None:
+def resync_changed(config: Config, applied: Applied) -> None:
     """check-sync to the changed devices, one line each as `phoneprov resync` prints them."""
     from ..sip.resync import NO_LEASE, check_sync
     from .sip import echo_results

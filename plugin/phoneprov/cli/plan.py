@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import config_option, echo_json, json_option
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def register(group: click.Group) -> None:
@@ -26,15 +30,17 @@ def plan_command(config_file: str | None, as_json: bool) -> None:
     `check` reports. Exit 0 = no change, 1 = changes, 2 = an invalid config, inventory or
     template (named file:line, as `check` does).
     """
-    run_plan(config_file, as_json)
-
-
-def run_plan(config_file: str | None, as_json: bool) -> None:
-    """Print the plan and exit 0 (no change) or 1 (changes); `apply --plan` too."""
     from ..config import load_config
+
+    run_plan(load_config(config_file), as_json)
+
+
+def run_plan(config: Config, as_json: bool) -> None:
+    """Print the plan for `config` and exit 0 (no change) or 1 (changes); `apply --plan`
+    and `sync --plan` too."""
     from ..plan import make_plan
 
-    result = make_plan(load_config(config_file))
+    result = make_plan(config)
     if as_json:
         echo_json(result.as_json())
     else:

@@ -37,8 +37,18 @@ def register(group: click.Group) -> None:
     is_flag=True,
     help="Show the live revision (and the last refused one) and stop.",
 )
-@click.option("--json", "as_json", is_flag=True, help="--status as JSON for scripts.")
-def sync(config_file: str | None, rev: str | None, show_status: bool, as_json: bool) -> None:
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Take nothing: fetch and check the revision sync would take (the branch head, or "
+    "--to REV) and print what taking it would change, as `phoneprov plan` does (exit 0 = no "
+    "change, 1 = changes, 2 = it would be refused or an error).",
+)
+@click.option("--json", "as_json", is_flag=True, help="--status or --plan as JSON for scripts.")
+def sync(
+    config_file: str | None, rev: str | None, show_status: bool, plan_only: bool, as_json: bool
+) -> None:
     """Take the site configuration from [sync] repo: fetch the branch; if its head is new,
     check it in a directory of its own and only if it passes make it live, apply, and send
     check-sync to the changed phones.
@@ -55,9 +65,12 @@ def sync(config_file: str | None, rev: str | None, show_status: bool, as_json: b
     if not settings.enabled:
         raise Failed(f"sync is off: {settings.local} sets no [sync] repo")
     revs = Revisions(settings)
-    if show_status or as_json:
+    if show_status or (as_json and not plan_only):
         _show(settings, revs.status(), as_json)
         return
+    if plan_only:
+        with revs.locked():
+            _plan(settings, revs, rev, as_json)
     with revs.locked():
         _sync(config_file, settings, revs, rev)
 
@@ -67,7 +80,7 @@ def _sync(config_file: str | None, settings: SyncConfig, revs: Revisions, rev: s
     from ..render.check import check_config
     from ..sip.changes import apply_with_changes
     from ..sync.take import take
-    from .dnsmasq import _prune, _resync_changed
+    from .dnsmasq import prune_state, resync_changed
 
     now = time.time()
     by = os.environ.get(BY_ENV) or f"manual ({getpass.getuser()})"
@@ -79,8 +92,23 @@ def _sync(config_file: str | None, settings: SyncConfig, revs: Revisions, rev: s
     applied = apply_with_changes(config, now)
     revs.mark_applied()
     click.echo(f"ok: {applied.result.summary()} ({config.dhcp.hostsdir}, {config.dhcp.optsdir})")
-    _prune(config)
-    _resync_changed(config, applied)
+    prune_state(config)
+    resync_changed(config, applied)
+
+
+def _plan(settings: SyncConfig, revs: Revisions, rev: str | None, as_json: bool) -> None:
+    from ..config import load_site_config
+    from ..render.check import check_config
+    from ..sync.take import preview
+    from .plan import run_plan
+
+    sha, site_config = preview(
+        revs, rev, lambda path: check_config(load_site_config(path, settings))
+    )
+    if not as_json:
+        live = revs.status().live
+        click.echo(f"plan for {sha[:12]} (live: {live.sha[:12] if live else 'none'})")
+    run_plan(load_site_config(site_config, settings), as_json)
 
 
 def _show(settings: SyncConfig, status: Status, as_json: bool) -> None:

@@ -50,16 +50,40 @@ def take(
             f"{_live_text(live)} stays live",
             live is not None and not live.applied,
         )
-    in_repo = f"{revs.revs / sha}/"  # messages name files as the repository does
     try:
-        summary = revs.prepare(sha, check).replace(in_repo, "")
-    except (SyncError, ConfigError) as e:
-        reason = str(e).replace(in_repo, "")
-        revs.refuse(sha, reason, now)
-        raise SyncError(f"refused {sha[:12]}: {reason}\n{_live_text(live)} stays live") from None
+        summary = _prepared(revs, sha, check)
+    except SyncError as e:
+        revs.refuse(sha, str(e), now)
+        raise SyncError(f"refused {sha[:12]}: {e}\n{_live_text(live)} stays live") from None
     previous = f" (was {live.sha[:12]})" if live else ""
     revs.switch(sha, now, by, pin)
     return Taken(f"switched to {sha[:12]}{previous}\n{summary}", True)
+
+
+def preview(revs: Revisions, to: str | None, check: Callable[[Path], str]) -> tuple[str, Path]:
+    """The revision `sync` (or `sync --to`) would take now, fetched and checked but not taken
+    (`sync --plan`): its SHA and site config. Pinned, a plain `sync` keeps the live one. A
+    revision sync would refuse raises SyncError with the reason; nothing is recorded."""
+    live = revs.status().live
+    if to is None and revs.status().pinned and live is not None:
+        sha = live.sha
+    else:
+        revs.fetch()
+        sha = revs.resolve(None if to in (None, LATEST) else to)
+        try:
+            _prepared(revs, sha, check)
+        except SyncError as e:
+            raise SyncError(f"{sha[:12]} would be refused: {e}") from None
+    return sha, revs.revs / sha / revs.sync.path / "phoneprov.toml"
+
+
+def _prepared(revs: Revisions, sha: str, check: Callable[[Path], str]) -> str:
+    """`revs.prepare`, its summary and errors naming files as the repository does (SyncError)."""
+    in_repo = f"{revs.revs / sha}/"
+    try:
+        return revs.prepare(sha, check).replace(in_repo, "")
+    except (SyncError, ConfigError) as e:
+        raise SyncError(str(e).replace(in_repo, "")) from None
 
 
 def _first_line(text: str) -> str:
