@@ -131,6 +131,26 @@ def test_a_fresh_export_is_a_symlink_to_a_complete_build(tmp_path: Path) -> None
     assert "exported 1 device(s), 1 files" in result.summary()
 
 
+def test_the_build_is_flushed_before_the_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a power cut DIR names a complete build: its filesystem is flushed (syncfs of
+    the build's, not every filesystem) before the rename, and the rename itself after."""
+    from phoneprov.export import static
+
+    log: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(static, "flush_tree", lambda path: log.append(f"flush {path.name}"))
+    monkeypatch.setattr(static, "fsync_dir", lambda path: log.append(f"fsync {path.name}"))
+    monkeypatch.setattr(
+        static.os,
+        "replace",
+        lambda a, b: log.append(f"rename {Path(b).name}") or real_replace(a, b),
+    )
+    result = write_tree(tmp_path / "out", [(f"t/{TOKEN}/prov.py", b"<a/>")])
+    assert log == [f"flush {result.build.name}", "rename out", f"fsync {tmp_path.name}"]
+
+
 def test_an_empty_directory_becomes_the_export(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     write_tree(tmp_path / "out", [(f"t/{TOKEN}/prov.py", b"<a/>")])

@@ -588,7 +588,7 @@ def test_the_recipe_depends_on_openwrts_python_packages():
         "+python3-sqlite3",  # split out of python3-light: the state database, the hook
         "+python3-asyncio",  # SIP
         "+python3-logging",
-        "+python3-ctypes",  # apply's syncfs (dnsmasq/manifest.py)
+        "+python3-ctypes",  # syncfs for apply, sync and export (durable.py)
         "+python3-urllib",  # doctor's fetch (phone/simulator.py)
         "+python3-click",
         "+python3-flask",

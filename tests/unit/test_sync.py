@@ -485,3 +485,25 @@ def test_sync_plan_shows_the_next_revision_and_takes_nothing(
     result = sync(config, "--plan", "--to", second)
     assert result.exit_code == 1 and "Front desk -> Lobby" in result.output
     assert live_sha(config) == first
+
+
+def test_the_revision_is_flushed_before_live_switches_to_it(
+    tmp_path: Path, repo: SiteRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a power cut `live` names a complete tree: the revision's filesystem is flushed
+    before the rename that switches `live`, and the rename itself after."""
+    from phoneprov.sync import revisions
+
+    log: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(revisions, "flush_tree", lambda path: log.append(f"flush {path.name}"))
+    monkeypatch.setattr(revisions, "fsync_dir", lambda path: log.append(f"fsync {path.name}"))
+    monkeypatch.setattr(  # os itself: apply renames too (with dir_fd)
+        revisions.os,
+        "replace",
+        lambda a, b, **kw: log.append(f"rename {Path(b).name}") or real_replace(a, b, **kw),
+    )
+    head = repo.git("rev-parse", "HEAD")
+    assert sync(appliance(tmp_path, repo)).exit_code == 0
+    switch = log.index("rename live")
+    assert log[switch - 1] == f"flush {head}" and log[switch + 1] == "fsync sync"

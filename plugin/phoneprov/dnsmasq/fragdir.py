@@ -10,9 +10,10 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..core.errors import ConfigError
+from ..durable import syncfs_fd
 from .applied import APPLIED_NAME
 from .fields import FIELDS_NAME
-from .manifest import MANIFEST_NAME, Entry, Section, digest, state_digest, syncfs_fd, trusted
+from .manifest import MANIFEST_NAME, Entry, Section, digest, state_digest, trusted
 
 MAC_NAME = frozenset("0123456789ABCDEF")
 DIR_MODE, FILE_MODE = 0o755, 0o644  # dnsmasq reads both directories as `nobody`

@@ -17,7 +17,6 @@ one `stat` per file) without parsing the 20,000 lines below.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -135,14 +134,3 @@ def trusted(entry: Entry | None, st: os.stat_result, stamp: int) -> bool:
         and st.st_mtime_ns < stamp
         and entry[1:] == (st.st_ino, st.st_mtime_ns, st.st_size)
     )
-
-
-def syncfs_fd(fd: int) -> None:
-    """syncfs(2) (Python 3.11's os has none); `os.sync()` where libc lacks it."""
-    function = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
-    if function is None:
-        os.sync()
-        return
-    if function(fd) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))

@@ -33,6 +33,7 @@ from typing import NamedTuple
 from ..core.errors import InputError
 from ..core.inventory import Inventory
 from ..core.layout import STYLES, Layout, ProvRequest, device_token, request_path
+from ..durable import flush_tree, fsync_dir
 from ..render import Catalog
 
 MARKER = ".phoneprov-export"
@@ -240,6 +241,7 @@ def _keep_validators(path: Path, old: Path, body: bytes) -> None:
 
 def _switch(target: Path, build: Path) -> None:
     """Point `target` at `build` with one rename (an empty directory is removed first)."""
+    flush_tree(build)  # after a power cut DIR names a complete build, the old or the new
     if target.is_dir() and not target.is_symlink():
         target.rmdir()  # _previous_build made sure it is empty
     link = target.parent / f".{target.name}.link-{secrets.token_hex(4)}"
@@ -249,11 +251,7 @@ def _switch(target: Path, build: Path) -> None:
     except OSError:
         link.unlink(missing_ok=True)
         raise
-    fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
 
 
 def _remove_old_builds(target: Path, keep: set[str]) -> None:

@@ -8,7 +8,8 @@
 
 A revision is exported, checked as `phoneprov check` checks a site, and only then `live` is
 switched: a symlink made under a temporary name and renamed over `live` (rename is atomic, so
-a reader sees the old or the new tree, never none).
+a reader sees the old or the new tree, never none), after the tree's filesystem is flushed
+(so after a power cut `live` names a complete tree, the old or the new).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from ..config import SyncConfig
 from ..core.errors import ConfigError, SyncError
+from ..durable import flush_tree, fsync_dir
 from . import git
 
 KEEP = 5  # revisions kept for rollback, the live one included
@@ -148,11 +150,13 @@ class Revisions:
     def switch(self, sha: str, now: float, by: str, pinned: bool) -> Status:
         """Make revision `sha` (prepared) live, record it and drop revisions beyond KEEP."""
         info = git.commit(self.git_dir, sha)
+        flush_tree(self.revs / sha)  # a power cut never leaves `live` at partial files
         tmp = self.dir / ".live.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         os.symlink(f"{REVS}/{sha}", tmp)
         os.replace(tmp, self.dir / "live")
+        fsync_dir(self.dir)
         status = self.status()
         history = (sha, *(h for h in status.history if h != sha))[:KEEP]
         status = replace(
