@@ -1,8 +1,8 @@
 """`phoneprov serve` vs nginx serving the same rendered files, one run, same machine (DESIGN §5).
 
     .venv/bin/python bench/bench_http.py [--devices 1000] [--seconds 10] [--connections 64]
-                                         [--runs 3] [--wrk-threads 2] [--no-fast-path]
-                                         [--also '--threads 1' ...]
+                                         [--runs 3] [--wrk-threads 2] [--wrk-nice 0]
+                                         [--no-fast-path] [--also '--threads 1' ...]
 
 Builds a throwaway site (inventory of many D100/D200/D400 phones, security mode open,
 loopback only), renders every device's files once and writes them as static files for an
@@ -15,7 +15,9 @@ server's resident memory (every page of its processes once; RSS summed beside it
 in a row and prints every run's figures:
 the goals hold only when they hold in every run. `--no-fast-path` measures the plain
 Flask path too, `--also ARGS` `phoneprov serve ARGS` (same run, same nginx figures; the
-goals are judged on plain `phoneprov serve`).
+goals are judged on plain `phoneprov serve`). `--wrk-nice N` runs wrk at niceness N for
+both servers: wrk shares the server's cores here, while on a site the phones are other
+machines (the goals are judged at the default, 0).
 """
 
 from __future__ import annotations
@@ -119,13 +121,16 @@ class Figures:
         )
 
 
+WRK_NICE = 0  # --wrk-nice
+
+
 def wrk(
     port: int, paths_file: Path, seconds: int, connections: int, threads: int
 ) -> tuple[float, dict[str, float]]:
     """(requests/s, latency percentiles in ms) of one wrk run cycling through the paths."""
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA),
-         f"http://127.0.0.1:{port}"],
+        ["nice", "-n", str(WRK_NICE), "wrk", f"-t{threads}", f"-c{connections}",
+         f"-d{seconds}s", "-s", str(LUA), f"http://127.0.0.1:{port}"],
         env=dict(os.environ, PATHS_FILE=str(paths_file)),
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -261,6 +266,12 @@ def main() -> None:
     parser.add_argument(
         "--wrk-threads", type=int, default=2, help="wrk -t, the same for both (issue 14: 2)"
     )
+    parser.add_argument(
+        "--wrk-nice",
+        type=int,
+        default=0,
+        help="run wrk at this niceness, for both (it shares the server's cores here)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="the whole comparison, N times")
     parser.add_argument("--no-fast-path", action="store_true", help="also measure plain Flask")
     parser.add_argument(
@@ -272,13 +283,11 @@ def main() -> None:
         "the goals are judged on plain `phoneprov serve`",
     )
     args = parser.parse_args()
+    global WRK_NICE
+    WRK_NICE = args.wrk_nice
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
     if missing:
-        # Not part of the set-up: Debian's nginx package starts a web server on port 80.
-        sys.exit(
-            f"bench_http needs {' and '.join(missing)}: apt-get install nginx-light wrk "
-            "(then `systemctl disable --now nginx`: this benchmark runs its own)"
-        )
+        sys.exit(f"bench_http needs {' and '.join(missing)}: `bash .ci/setup` installs both")
     with tempfile.TemporaryDirectory(prefix="phoneprov-bench-") as tmp:
         root = Path(tmp)
         root.chmod(0o755)  # nginx workers run as nobody
@@ -290,6 +299,7 @@ def main() -> None:
         print(
             f"{len(paths)} files of {args.devices} devices, "
             f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s"
+            + (f" at nice {args.wrk_nice}" if args.wrk_nice else "")
         )
         (root / "nginx.conf").write_text(
             f"worker_processes auto; daemon off; pid {root}/nginx.pid; error_log stderr;\n"
