@@ -507,3 +507,24 @@ def test_the_revision_is_flushed_before_live_switches_to_it(
     assert sync(appliance(tmp_path, repo)).exit_code == 0
     switch = log.index("rename live")
     assert log[switch - 1] == f"flush {head}" and log[switch + 1] == "fsync sync"
+
+
+def test_a_symlink_out_of_the_repository_is_refused(tmp_path: Path, repo: SiteRepo) -> None:
+    """A revision whose inventory is a link to a file of the appliance (read as root when
+    checking) is refused naming the link; a link inside the tree is fine."""
+    config = appliance(tmp_path, repo)
+    assert sync(config).exit_code == 0
+    (repo.work / "site-a" / "notes.toml").symlink_to("inventory.toml")  # inside: fine
+    inside = repo.commit("a link inside")
+    assert sync(config).exit_code == 0 and live_sha(config) == inside
+    (repo.work / "site-a" / "notes.toml").unlink()  # (it would lead out too, through it)
+    (repo.work / "site-a" / "inventory.toml").unlink()
+    (repo.work / "site-a" / "inventory.toml").symlink_to("/etc/passwd")
+    outside = repo.commit("a link out")
+    result = sync(config)
+    assert result.exit_code == 2
+    assert (
+        f"error: refused {outside[:12]}: revision {outside[:12]}: site-a/inventory.toml is a "
+        "symlink to /etc/passwd, outside the repository" in result.output
+    )
+    assert live_sha(config) == inside

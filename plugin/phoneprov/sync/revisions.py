@@ -131,6 +131,7 @@ class Revisions:
             shutil.rmtree(self.revs / f".new-{sha}", ignore_errors=True)
             git.export(self.git_dir, sha, self.revs / f".new-{sha}")
             os.replace(self.revs / f".new-{sha}", tree)
+        _links_stay_inside(tree, sha)
         site = tree / self.sync.path
         if not site.is_dir():
             raise SyncError(f"revision {sha[:12]} has no directory {self.sync.path!r} (sync.path)")
@@ -183,3 +184,18 @@ class Revisions:
         for tree in self.revs.iterdir():
             if tree.name not in keep:
                 shutil.rmtree(tree, ignore_errors=True)
+
+
+def _links_stay_inside(tree: Path, sha: str) -> None:
+    """SyncError for a symlink in the revision that leads outside its tree: root would read
+    what it names (`/etc/shadow` as an inventory) when checking and applying the revision."""
+    root = tree.resolve()
+    for directory, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            path = Path(directory, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                where = path.relative_to(tree)
+                raise SyncError(
+                    f"revision {sha[:12]}: {where} is a symlink to {os.readlink(path)}, "
+                    "outside the repository"
+                )
