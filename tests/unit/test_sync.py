@@ -271,10 +271,42 @@ def test_sync_values_are_checked(tmp_path: Path, key: str, value: str, message: 
 
 
 def test_a_missing_signers_file_refuses(tmp_path: Path, repo: SiteRepo) -> None:
+    """The appliance's fault, not the commit's: not recorded as refused, so once the file
+    is there the same commit is taken (signed by a listed key)."""
     config = appliance(tmp_path, repo, 'allowed_signers = "nope"\n')
     result = sync(config)
     assert result.exit_code == 2
+    assert result.output.startswith("error: cannot take ")
     assert f"{tmp_path / 'nope'}: sync.allowed_signers: no such file" in result.output
+    assert Revisions(load_sync_settings(config)).status().refused is None
+    signers = repo.make_signing_key(tmp_path)
+    (tmp_path / "nope").write_text(signers.read_text())
+    repo.write("site-a/inventory.toml", inventory(MAC, "Signed"))
+    signed = repo.commit("signed")
+    assert sync(config).exit_code == 0 and live_sha(config) == signed
+
+
+def test_a_refused_first_revision_stays_an_error_while_nothing_is_live(
+    tmp_path: Path, repo: SiteRepo
+) -> None:
+    repo.write("site-a/inventory.toml", inventory("00:09:52:zz", "Broken"))
+    broken = repo.commit("broken from the start")
+    config = appliance(tmp_path, repo)
+    assert sync(config).exit_code == 2
+    result = sync(config)  # the timer's next run: said once more, and still an error
+    assert result.exit_code == 2
+    assert f"error: nothing new: {broken[:12]} was refused (" in result.output
+    assert result.output.rstrip().endswith("no revision stays live")
+
+
+def test_a_link_loop_in_the_repository_does_not_crash_sync(tmp_path: Path, repo: SiteRepo) -> None:
+    (repo.work / "site-a" / "x").symlink_to("y")
+    (repo.work / "site-a" / "y").symlink_to("x")
+    looped = repo.commit("a link loop nothing reads")
+    config = appliance(tmp_path, repo)
+    result = sync(config)
+    assert result.exit_code == 0, result.output
+    assert live_sha(config) == looped
 
 
 def test_unreadable_status_says_what_to_do(tmp_path: Path, repo: SiteRepo) -> None:

@@ -11,6 +11,7 @@ from .common import config_option, echo_json, json_option
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..core.plan import Plan
 
 
 def register(group: click.Group) -> None:
@@ -37,10 +38,14 @@ def plan_command(config_file: str | None, as_json: bool) -> None:
 
 def run_plan(config: Config, as_json: bool) -> None:
     """Print the plan for `config` and exit 0 (no change) or 1 (changes); `apply --plan`
-    and `sync --plan` too."""
+    too (`sync --plan` makes its own and shows it with `show_plan`)."""
     from ..plan import make_plan
 
-    result = make_plan(config)
+    show_plan(make_plan(config), as_json)
+
+
+def show_plan(result: Plan, as_json: bool) -> None:
+    """Print a plan and exit 0 (no change) or 1 (changes)."""
     if as_json:
         echo_json(result.as_json())
     else:

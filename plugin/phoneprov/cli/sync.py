@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -98,17 +99,24 @@ def _sync(config_file: str | None, settings: SyncConfig, revs: Revisions, rev: s
 
 def _plan(settings: SyncConfig, revs: Revisions, rev: str | None, as_json: bool) -> None:
     from ..config import load_site_config
-    from ..render.check import check_config
-    from ..sync.take import preview
-    from .plan import run_plan
+    from ..core.errors import ConfigError, SyncError
+    from ..plan import make_plan
+    from ..sync.take import as_in_repo, preview
+    from .plan import show_plan
 
-    sha, site_config = preview(
-        revs, rev, lambda path: check_config(load_site_config(path, settings))
-    )
+    def loads(path: Path) -> str:  # the plan checks the rest as `check` does, once
+        load_site_config(path, settings)
+        return ""
+
+    sha, site_config = preview(revs, rev, loads)
+    try:
+        result = make_plan(load_site_config(site_config, settings))
+    except ConfigError as e:
+        raise SyncError(f"{sha[:12]} would be refused: {as_in_repo(revs, sha, str(e))}") from None
     if not as_json:
         live = revs.status().live
         click.echo(f"plan for {sha[:12]} (live: {live.sha[:12] if live else 'none'})")
-    run_plan(load_site_config(site_config, settings), as_json)
+    show_plan(result, as_json)
 
 
 def _show(settings: SyncConfig, status: Status, as_json: bool) -> None:

@@ -38,3 +38,8 @@ class ConfigErrors(ConfigError):
 
 class SyncError(PhoneprovError):
     """`phoneprov sync` could not get or take a revision; the message says why."""
+
+
+class RevisionRefused(SyncError):
+    """The revision itself cannot be taken (its check, its signature, its tree): `sync`
+    records it as refused. A plain SyncError (git failed, a full disk) is not recorded."""

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import SyncError
+from ..core.errors import RevisionRefused, SyncError
 
 TIMEOUT = 120.0  # seconds for one git command (a fetch over a slow link)
 ENV = {
@@ -115,7 +115,9 @@ def verify_commit(git_dir: Path, sha: str, allowed_signers: Path) -> None:
         )
     except SyncError as e:
         reason = str(e).removeprefix("git verify-commit: ")
-        raise SyncError(f"commit {sha[:12]} is not signed by an allowed key: {reason}") from None
+        raise RevisionRefused(
+            f"commit {sha[:12]} is not signed by an allowed key: {reason}"
+        ) from None
 
 
 def export(git_dir: Path, sha: str, dest: Path) -> None:
@@ -127,17 +129,21 @@ def export(git_dir: Path, sha: str, dest: Path) -> None:
     env = {**os.environ, **ENV}
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as archive:
         assert archive.stdout is not None
-        tar = subprocess.run(
-            ["tar", "-x", "-m", "--no-same-owner", "--no-same-permissions", "-C", str(dest)],
-            stdin=archive.stdout,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-            umask=UMASK,
-        )
-        archive.stdout.close()
-        errors = archive.stderr.read().decode(errors="replace") if archive.stderr else ""
-        status = archive.wait(TIMEOUT)
+        try:
+            tar = subprocess.run(
+                ["tar", "-x", "-m", "--no-same-owner", "--no-same-permissions", "-C", str(dest)],
+                stdin=archive.stdout,
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=False,
+                umask=UMASK,
+            )
+            archive.stdout.close()
+            errors = archive.stderr.read().decode(errors="replace") if archive.stderr else ""
+            status = archive.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            archive.kill()
+            raise SyncError(f"exporting {sha[:12]} took longer than {TIMEOUT:g} s") from None
     if status != 0 or tar.returncode != 0:
         detail = errors.strip() or tar.stderr.decode(errors="replace").strip()
         raise SyncError(f"cannot export {sha[:12]}: {detail}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SyncConfig
-from ..core.errors import ConfigError, SyncError
+from ..core.errors import ConfigError, RevisionRefused, SyncError
 from ..durable import flush_tree, fsync_dir
 from . import git
 
@@ -123,7 +123,8 @@ class Revisions:
 
     def prepare(self, sha: str, check: Callable[[Path], str]) -> str:
         """Verify (when signers are configured), export and `check` revision `sha`; the check's
-        summary. Raises SyncError/ConfigError with the reason it cannot be taken."""
+        summary. Raises RevisionRefused with the reason it cannot be taken, SyncError when
+        this appliance could not look (git failed, the signers file is missing)."""
         if self.sync.allowed_signers is not None:
             git.verify_commit(self.git_dir, sha, self.sync.allowed_signers)
         tree = self.revs / sha
@@ -134,10 +135,15 @@ class Revisions:
         _links_stay_inside(tree, sha)
         site = tree / self.sync.path
         if not site.is_dir():
-            raise SyncError(f"revision {sha[:12]} has no directory {self.sync.path!r} (sync.path)")
+            raise RevisionRefused(
+                f"revision {sha[:12]} has no directory {self.sync.path!r} (sync.path)"
+            )
         if not (site / "phoneprov.toml").is_file():
-            raise ConfigError("no phoneprov.toml in the site directory", str(site))
-        return check(site / "phoneprov.toml")
+            raise RevisionRefused(f"{site}: no phoneprov.toml in the site directory")
+        try:
+            return check(site / "phoneprov.toml")
+        except ConfigError as e:  # the revision's config, inventory or templates
+            raise RevisionRefused(str(e)) from None
 
     def refuse(self, sha: str, reason: str, now: float) -> None:
         """Record why `sha` was refused; its tree goes (unless it is still kept for rollback)."""
@@ -189,13 +195,14 @@ class Revisions:
 def _links_stay_inside(tree: Path, sha: str) -> None:
     """SyncError for a symlink in the revision that leads outside its tree: root would read
     what it names (`/etc/shadow` as an inventory) when checking and applying the revision."""
-    root = tree.resolve()
+    root = Path(os.path.realpath(tree))
     for directory, dirs, files in os.walk(tree):
         for name in dirs + files:
             path = Path(directory, name)
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
+            # realpath, not Path.resolve: a link loop raises RuntimeError there
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
                 where = path.relative_to(tree)
-                raise SyncError(
+                raise RevisionRefused(
                     f"revision {sha[:12]}: {where} is a symlink to {os.readlink(path)}, "
                     "outside the repository"
                 )

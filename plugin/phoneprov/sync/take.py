@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import ConfigError, SyncError
+from ..core.errors import RevisionRefused, SyncError
 from .revisions import Live, Revisions
 
 LATEST = "latest"  # `sync --to latest`: follow the branch again
@@ -26,7 +26,8 @@ def take(
     revs: Revisions, to: str | None, now: float, by: str, check: Callable[[Path], str]
 ) -> Taken:
     """Fetch, pick the revision (`to`, else the branch head), and switch to it if it passes
-    `check`. A refused revision raises SyncError with the reason; nothing is switched."""
+    `check`. A refused revision raises SyncError with the reason (recorded when the revision
+    itself is at fault, not when this appliance could not look); nothing is switched."""
     status = revs.status()
     live = status.live
     if to is None and status.pinned and live is not None:
@@ -45,16 +46,20 @@ def take(
         return Taken(f"up to date: {sha[:12]} is live{pinned}", not live.applied)
     refused = status.refused
     if to is None and refused is not None and refused.sha == sha:
-        return Taken(
+        message = (
             f"nothing new: {sha[:12]} was refused ({_first_line(refused.reason)}); "
-            f"{_live_text(live)} stays live",
-            live is not None and not live.applied,
+            f"{_live_text(live)} stays live"
         )
+        if live is None:  # nothing is served: an error until a revision passes
+            raise SyncError(message)
+        return Taken(message, not live.applied)
     try:
         summary = _prepared(revs, sha, check)
-    except SyncError as e:
+    except RevisionRefused as e:  # recorded: the next sync does not try it again
         revs.refuse(sha, str(e), now)
         raise SyncError(f"refused {sha[:12]}: {e}\n{_live_text(live)} stays live") from None
+    except SyncError as e:  # this appliance could not look: the next sync tries again
+        raise SyncError(f"cannot take {sha[:12]}: {e}\n{_live_text(live)} stays live") from None
     previous = f" (was {live.sha[:12]})" if live else ""
     revs.switch(sha, now, by, pin)
     return Taken(f"switched to {sha[:12]}{previous}\n{summary}", True)
@@ -63,7 +68,8 @@ def take(
 def preview(revs: Revisions, to: str | None, check: Callable[[Path], str]) -> tuple[str, Path]:
     """The revision `sync` (or `sync --to`) would take now, fetched and checked but not taken
     (`sync --plan`): its SHA and site config. Pinned, a plain `sync` keeps the live one. A
-    revision sync would refuse raises SyncError with the reason; nothing is recorded."""
+    revision sync would refuse raises SyncError with the reason; nothing is recorded.
+    `check` may be light (`sync --plan` checks while it plans)."""
     live = revs.status().live
     if to is None and revs.status().pinned and live is not None:
         sha = live.sha
@@ -72,18 +78,24 @@ def preview(revs: Revisions, to: str | None, check: Callable[[Path], str]) -> tu
         sha = revs.resolve(None if to in (None, LATEST) else to)
         try:
             _prepared(revs, sha, check)
-        except SyncError as e:
+        except RevisionRefused as e:
             raise SyncError(f"{sha[:12]} would be refused: {e}") from None
+        except SyncError as e:
+            raise SyncError(f"cannot check {sha[:12]}: {e}") from None
     return sha, revs.revs / sha / revs.sync.path / "phoneprov.toml"
 
 
+def as_in_repo(revs: Revisions, sha: str, text: str) -> str:
+    """`text` naming files as the repository does (`site-b/inventory.toml:3`)."""
+    return text.replace(f"{revs.revs / sha}/", "")
+
+
 def _prepared(revs: Revisions, sha: str, check: Callable[[Path], str]) -> str:
-    """`revs.prepare`, its summary and errors naming files as the repository does (SyncError)."""
-    in_repo = f"{revs.revs / sha}/"
+    """`revs.prepare`: its summary, its errors (same class) naming files as in the repository."""
     try:
-        return revs.prepare(sha, check).replace(in_repo, "")
-    except (SyncError, ConfigError) as e:
-        raise SyncError(str(e).replace(in_repo, "")) from None
+        return as_in_repo(revs, sha, revs.prepare(sha, check))
+    except SyncError as e:
+        raise type(e)(as_in_repo(revs, sha, str(e))) from None
 
 
 def _first_line(text: str) -> str:
