@@ -40,6 +40,7 @@ MARKER = ".phoneprov-export"
 MARKER_TEXT = b"a build of `phoneprov export static`: the next export may remove it\n"
 BUILD_INFIX = ".export-"  # a build of DIR is <parent>/.<name>.export-<random>
 DIR_MODE, FILE_MODE = 0o755, 0o644  # a web server running as any user reads them
+TOKENS_MODE = 0o711  # t/: a web server passes through, no local user lists the tokens
 ONE_SECOND_NS = 1_000_000_000
 NO_PARENT = "{}: no such directory (the export is built beside DIR)"
 
@@ -214,7 +215,7 @@ def _makedirs(build: Path, directory: Path) -> None:
         directory = directory.parent
     for path in reversed(missing):
         path.mkdir()
-        os.chmod(path, DIR_MODE)
+        os.chmod(path, TOKENS_MODE if path.parent == build else DIR_MODE)
 
 
 def _write(path: Path, body: bytes) -> None:
