@@ -18,13 +18,12 @@ from pathlib import Path
 
 from .config import Config
 from .core import dnsmasq_conf as conf
-from .core.errors import ConfigError
 from .core.plan import DhcpFiles, Fields, Plan, device_fields
 from .core.plan import make_plan as compare
 from .dnsmasq.apply import plan as dhcp_plan
 from .dnsmasq.fields import load_fields, secret_digest
 from .render import Catalog
-from .render.check import check_templates, world_readable_inventory
+from .render.check import check_templates, site_warnings
 from .sip.changes import rendered_digests
 from .site import enrolled_records, resolve_settings
 from .state.db import State
@@ -35,17 +34,11 @@ def make_plan(config: Config, now: float | None = None) -> Plan:
     `check` for a broken inventory or template. `now`: for which leases are live."""
     settings = resolve_settings(config)
     enrolled = enrolled_records(config.state, read_only=True)
-    if not config.templates.is_dir():
-        raise ConfigError("templates directory does not exist", str(config.templates))
+    problems = site_warnings(config)  # the warnings `check` prints, in its words
     # the inventory with the enrolled phones, validated; its files rendered once, for both
     # the check and the digests (as far as the catalog's bounded cache holds them)
     catalog = Catalog(config, server=settings.server_url, extra=lambda: enrolled, log_invalid=False)
     inventory = catalog.inventory
-    problems = [  # the warnings `check` prints, in its words
-        f"{path}: warning: readable by every user, and it holds SIP passwords "
-        f"(fix: chmod o-rwx {path})"
-        for path in world_readable_inventory(config)
-    ]
     check_templates(config, inventory, problems, catalog)  # raises for what `check` calls an error
 
     known, secret = _token_secret(config, settings)

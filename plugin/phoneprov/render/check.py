@@ -93,13 +93,7 @@ def check_installation(config_file: str | None) -> str:
 def check_config(config: Config) -> str:
     """`check_installation` of a loaded config (`phoneprov sync` checks a new revision so)."""
     inventory = load_inventory(config)
-    if not config.templates.is_dir():
-        raise ConfigError("templates directory does not exist", str(config.templates))
-    warnings = [
-        f"{path}: warning: readable by every user, and it holds SIP passwords "
-        f"(fix: chmod o-rwx {path})"
-        for path in world_readable_inventory(config)
-    ]
+    warnings = site_warnings(config)
     files = check_templates(config, inventory, warnings)  # renders every device's files once
     summary = (
         f"ok: {config.path}: {len(inventory.devices)} devices, "
@@ -107,6 +101,18 @@ def check_config(config: Config) -> str:
         f"security {config.security.mode}, {files} files rendered, valid against the phone schema"
     )
     return "\n".join([summary, *warnings])
+
+
+def site_warnings(config: Config) -> list[str]:
+    """What `check` (and `plan`) says before rendering: no templates directory is an error
+    (raised); an inventory file every user may read, a warning each."""
+    if not config.templates.is_dir():
+        raise ConfigError("templates directory does not exist", str(config.templates))
+    return [
+        f"{path}: warning: readable by every user, and it holds SIP passwords "
+        f"(fix: chmod o-rwx {path})"
+        for path in world_readable_inventory(config)
+    ]
 
 
 def world_readable_inventory(config: Config) -> list[str]:
