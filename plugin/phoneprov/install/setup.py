@@ -171,10 +171,10 @@ def setup_steps(layout: Layout, interface: str, command: str) -> list[Step]:
     steps += [
         _generated(layout.hook, lambda: _hook_text(layout), 0o755, "the dnsmasq dhcp-script"),
         _generated(layout.snippet, lambda: _snippet_text(layout), 0o644, "the dnsmasq snippet"),
-        _generated(layout.unit, lambda: unit_text(command), 0o644, "the systemd unit"),
+        _unit(layout.unit, command, "serve", "the systemd unit"),
     ]
-    steps += [_admin_unit(path, command) for path in layout.admin_units]
-    steps += [_sync_unit(path, command) for path in layout.sync_units]
+    steps += [_unit(p, command, "admin", "the admin page's unit") for p in layout.admin_units]
+    steps += [_unit(p, command, "sync", "sync's unit") for p in layout.sync_units]
     if systemd_runs():
         steps.append(Step(f"systemctl enable --now {UNIT}", _unit_stopped, _enable_unit))
         steps.append(
@@ -224,32 +224,14 @@ def example_config(interface: str, layout: Layout) -> str:
     return re.sub(r'(?m)^interface = "[^"]*"', f'interface = "{interface}"', text, count=1)
 
 
-def unit_text(command: str) -> str:
-    """conf/systemd's unit, starting `command serve`."""
-    text = (SOURCE / "conf" / "systemd" / UNIT).read_text()
-    return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} serve", text)
-
-
-def _admin_unit(path: Path, command: str) -> Step:
-    return _generated(
-        path, lambda: admin_unit_text(path.name, command), 0o644, "the admin page's unit"
-    )
-
-
-def _sync_unit(path: Path, command: str) -> Step:
-    return _generated(path, lambda: sync_unit_text(path.name, command), 0o644, "sync's unit")
-
-
-def sync_unit_text(name: str, command: str) -> str:
-    """conf/systemd's sync unit `name`; the service starts `command sync`."""
+def unit_text(name: str, command: str, subcommand: str) -> str:
+    """conf/systemd's unit `name`, its service starting `command subcommand`."""
     text = (SOURCE / "conf" / "systemd" / name).read_text()
-    return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} sync", text)
+    return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} {subcommand}", text)
 
 
-def admin_unit_text(name: str, command: str) -> str:
-    """conf/systemd's admin unit `name`; the service starts `command admin`."""
-    text = (SOURCE / "conf" / "systemd" / name).read_text()
-    return re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={command} admin", text)
+def _unit(path: Path, command: str, subcommand: str, what: str) -> Step:
+    return _generated(path, lambda: unit_text(path.name, command, subcommand), 0o644, what)
 
 
 def detect_interface() -> list[str]:
