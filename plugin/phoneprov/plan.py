@@ -13,11 +13,13 @@ a missing token secret is not created (the lines are then unknown, and the plan 
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 
 from .config import Config
 from .core import dnsmasq_conf as conf
+from .core.errors import ConfigError
 from .core.plan import DhcpFiles, Fields, Plan, device_fields
 from .core.plan import make_plan as compare
 from .dnsmasq.apply import plan as dhcp_plan
@@ -48,15 +50,8 @@ def make_plan(config: Config, now: float | None = None) -> Plan:
     secret_of = secret_digest(salt)
     fields_after = {mac: device_fields(d, secret_of) for mac, d in inventory.devices.items()}
 
-    digests_before: dict[str, str] = {}
-    files_before: dict[str, dict[str, str]] | None = None
-    leased: set[str] = set()
-    if config.state.exists():
-        with State.read_only(config.state) as state:
-            digests_before = state.rendered()
-            files_before = state.rendered_files() if digests_before else None
-            when = time.time() if now is None else now
-            leased = {mac for mac in inventory.devices if state.lease_for(mac, when)}
+    when = time.time() if now is None else now
+    digests_before, files_before, leased = _recorded(config, set(inventory.devices), when)
     summary = {mac: f"{d.type}, profile {d.profile}" for mac, d in inventory.devices.items()}
     for mac, fields in (fields_before or {}).items():
         summary.setdefault(mac, _described(fields))
@@ -73,6 +68,31 @@ def make_plan(config: Config, now: float | None = None) -> Plan:
         problems=problems,
         summary=summary,
     )
+
+
+Recorded = tuple[dict[str, str], dict[str, dict[str, str]] | None, set[str]]
+
+
+def _recorded(config: Config, macs: set[str], when: float) -> Recorded:
+    """From the state database (read-only): each device's digest and each file's digest as
+    the last `apply --resync` recorded them, and the MACs holding a lease at `when`."""
+    if not config.state.exists():
+        return {}, None, set()
+    try:
+        return _read_state(config.state, macs, when)
+    except sqlite3.DatabaseError:
+        pass  # without a WAL it is read as immutable: a writer changed it meanwhile
+    try:
+        return _read_state(config.state, macs, when)
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"cannot read the state database ({e}); try again") from None
+
+
+def _read_state(path: Path, macs: set[str], when: float) -> Recorded:
+    with State.read_only(path) as state:
+        digests = state.rendered()
+        files = state.rendered_files() if digests else None
+        return digests, files, {m for m in macs if state.lease_for(m, when)}
 
 
 def on_disk(config: Config) -> dict[str, DhcpFiles]:

@@ -230,3 +230,35 @@ def test_the_fields_record_is_private_and_holds_no_password(site: Path) -> None:
     run(site, "apply")  # no DHCP line changes, but the record does
     assert record.stat().st_mtime_ns != mtime
     assert plan(site)[0] == 0
+
+
+def test_a_state_read_that_a_writer_spoiled_is_read_again(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a WAL the database is read as immutable: a writer (the hook) changing it
+    meanwhile can spoil that read. It is read once more; failing twice is exit 2."""
+    import sqlite3
+
+    from phoneprov import plan as planning
+
+    assert run(site, "apply", "--resync").exit_code == 0
+    real = planning._read_state
+    failures = iter([sqlite3.DatabaseError("database disk image is malformed")])
+
+    def spoiled_once(*args: object) -> object:
+        for error in failures:
+            raise error
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planning, "_read_state", spoiled_once)
+    assert plan(site)[0] == 0
+
+    def always(*_args: object) -> object:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(planning, "_read_state", always)
+    result = run(site, "plan")
+    assert result.exit_code == 2
+    assert "cannot read the state database (database disk image is malformed); try again" in (
+        result.stderr
+    )
