@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from ..core.inventory import Inventory
 from ..core.plan import Fields, device_fields
+from ..durable import write_atomic
 
 FIELDS_NAME = ".phoneprov-fields"
 FIELDS_MODE = 0o600
@@ -77,13 +77,6 @@ def record_fields(hostsdir: Path, inventory: Inventory | None) -> None:
     text = fields_text(inventory, salt or secrets.token_bytes(SALT_BYTES))
     if text == old:
         return
-    temp = hostsdir / f".{FIELDS_NAME}.{os.getpid()}.tmp"  # swept if we are killed
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FIELDS_MODE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            os.fchmod(out.fileno(), FIELDS_MODE)
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    # not flushed: apply's flushes stay a few per run, and a record a power cut lost only
+    # makes `plan` say the fields are unknown; its temp file is swept if we are killed
+    write_atomic(path, text.encode(), FIELDS_MODE, flush=False)

@@ -26,11 +26,12 @@ from typing import Any
 
 from ..config import SyncConfig
 from ..core.errors import ConfigError, RevisionRefused, SyncError
-from ..durable import flush_tree, fsync_dir
+from ..durable import flush_tree, fsync_dir, write_atomic
 from . import git
 
 KEEP = 5  # revisions kept for rollback, the live one included
 STATUS = "status.json"
+STATUS_MODE = 0o640  # root writes, the service user's group reads (doctor, the admin API)
 REVS = "revs"
 
 
@@ -95,10 +96,8 @@ class Revisions:
             ) from None
 
     def write_status(self, status: Status) -> None:
-        path = self.dir / STATUS
-        tmp = path.with_name(f".{STATUS}.tmp")
-        tmp.write_text(json.dumps(status.as_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        text = json.dumps(status.as_dict(), indent=2) + "\n"
+        write_atomic(self.dir / STATUS, text.encode(), STATUS_MODE)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[Revisions]:
