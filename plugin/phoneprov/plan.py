@@ -24,6 +24,7 @@ from .core.plan import DhcpFiles, Fields, Plan, device_fields
 from .core.plan import make_plan as compare
 from .dnsmasq.apply import plan as dhcp_plan
 from .dnsmasq.fields import load_fields, secret_digest
+from .dnsmasq.fragdir import managed_names
 from .render import Catalog
 from .render.check import check_templates, site_warnings
 from .sip.changes import rendered_digests
@@ -110,12 +111,11 @@ def _files(directory: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     out = {}
-    for name in names:
-        if len(name) == 12 and all(c in "0123456789ABCDEF" for c in name):
-            try:
-                out[name] = (directory / name).read_text(encoding="utf-8", errors="replace")
-            except FileNotFoundError:  # removed meanwhile by an apply
-                continue
+    for name in managed_names(names):
+        try:
+            out[name] = (directory / name).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:  # removed meanwhile by an apply
+            continue
     return out
 
 

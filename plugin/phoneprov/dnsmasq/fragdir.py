@@ -45,7 +45,7 @@ class Dir:
         """One listing: `sweep`, then the names apply manages (12 upper-case hex digits;
         the admin's own files stay alone)."""
         self.sweep()
-        return _ours(os.listdir(self.fd))
+        return managed_names(os.listdir(self.fd))
 
     def as_recorded(self, state: str | None, stamp: int) -> int | None:
         """How many files apply manages here when they are exactly as the manifest's
@@ -55,7 +55,7 @@ class Dir:
         if state is None or any(n[0] == "." and _scratch_pid(n) is not None for n in names):
             return None
         try:
-            stats = [(n, os.stat(n, dir_fd=self.fd)) for n in sorted(_ours(names))]
+            stats = [(n, os.stat(n, dir_fd=self.fd)) for n in sorted(managed_names(names))]
         except FileNotFoundError:  # removed since the listing
             return None
         if any(st.st_mtime_ns >= stamp for _n, st in stats):
@@ -228,7 +228,7 @@ class Dir:
         os.fsync(self.fd)
 
 
-def _ours(names: list[str]) -> set[str]:
+def managed_names(names: list[str]) -> set[str]:
     """Names apply manages: 12 upper-case hex digits (the admin's own files stay alone)."""
     return {n for n in names if len(n) == 12 and MAC_NAME.issuperset(n)}
 
