@@ -70,7 +70,7 @@ def create_admin_app(
     if config is None:
         from ..config import load_config
 
-        config = load_config()
+        config = load_config(follow_live=True)  # runs on: follows a sync's switch
     app = Flask(
         __name__,
         static_folder=str(HERE / "static"),

@@ -57,7 +57,7 @@ def pnp(config_file: str | None, interface: str | None, port: int, verbose: int)
     from ..sip.transport import interface_ipv4, run_service
 
     _logging(verbose + 1)  # a service: each phone answered or ignored is logged
-    config = load_config(config_file)
+    config = load_config(config_file, follow_live=True)  # its inventory follows a sync
     lan = interface or config.sip_interface
     timers = timers_from(config.sip.t1, config.sip.timer_f)
     local_ip = interface_ipv4(lan)

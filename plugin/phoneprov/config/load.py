@@ -5,8 +5,10 @@ characters in any text, values a command would refuse later, and contradicting s
 are each reported with `file:line`. Relative paths are relative to the config file.
 
 With `[sync] repo` set, the appliance's file holds only `[sync]` and the configuration in
-effect is the site's phoneprov.toml in the live revision `phoneprov sync` switched to,
-loaded through the `live` symlink so that its relative paths follow the next switch.
+effect is the site's phoneprov.toml in the live revision `phoneprov sync` switched to: one
+revision's files throughout for a command, through the `live` symlink for a process that
+keeps running (see `load_config`). Its appliance paths must be absolute and its inventory
+and templates inside the revision's tree.
 """
 
 from __future__ import annotations
@@ -44,17 +46,34 @@ def config_path(given: str | os.PathLike[str] | None) -> Path:
 
 
 NOT_SYNCED = "no revision synced yet: run `phoneprov sync`"
+# a site config from Git: these are the appliance's own, and must not live in a revision
+APPLIANCE_PATHS = (
+    "paths.state",
+    "security.secret_file",
+    "dhcp.hostsdir",
+    "dhcp.optsdir",
+    "dhcp.dnsmasq_pidfile",
+    "dhcp.leasefile",
+)
+TREE_PATHS = ("paths.inventory", "paths.templates")  # ...and these come from the revision
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, *, follow_live: bool = False) -> Config:
     """The checked appliance config (not the inventory: see `load_inventory`); with `[sync]
-    repo` set, the live revision's site config, its `sync` the appliance file's [sync]."""
+    repo` set, the live revision's site config, its `sync` the appliance file's [sync].
+
+    With [sync], `live` is read once by default: the config's path is
+    `<dir>/revs/<sha>/<path>/phoneprov.toml` and its inventory and templates are that
+    revision's, even when a sync switches meanwhile (a command sees one revision, never
+    the settings of one and the inventory of the next). `follow_live=True` keeps the path
+    through the `live` symlink instead, so that a process that keeps running (serve's
+    worker, the admin page, `pnp`) reads the next revision's inventory and templates once a
+    sync switches; its other settings stay those it started with.
+    """
     sync = load_sync_settings(path)
     if not sync.enabled:
         return _load(config_path(path))
-    if not os.path.lexists(sync.live):
-        raise ConfigError(NOT_SYNCED, str(sync.local))
-    return load_site_config(sync.site_config, sync)
+    return load_site_config(_site_config(sync, follow_live), sync)
 
 
 def site_config_path(given: str | os.PathLike[str] | None = None) -> Path:
@@ -65,6 +84,17 @@ def site_config_path(given: str | os.PathLike[str] | None = None) -> Path:
         return path
     sync = load_sync_settings(path)
     return sync.site_config if sync.enabled else path
+
+
+def _site_config(sync: SyncConfig, follow_live: bool = False) -> Path:
+    """The live revision's site config: through `live`, or in the tree it names now."""
+    try:
+        target = os.readlink(sync.live)
+    except FileNotFoundError:
+        raise ConfigError(NOT_SYNCED, str(sync.local)) from None
+    except OSError:  # not a symlink (made by hand): nothing to resolve
+        target = "live"
+    return sync.site_config if follow_live else sync.site_config_in(sync.dir / target)
 
 
 def load_site_config(path: Path, sync: SyncConfig) -> Config:
@@ -104,6 +134,8 @@ def _load(path: Path, sync: SyncConfig | None = None) -> Config:
         )
         errors.append(ConfigError(message, at("sync")))
     values = _values(data, at, errors)
+    if sync is not None:
+        _confine(path, sync, values, at, errors)
     if not errors:
         _cross_check(values, at, errors)
     if errors:
@@ -116,6 +148,45 @@ def _load(path: Path, sync: SyncConfig | None = None) -> Config:
     users = sync.local.parent / values["admin.users_file"] if sync.local else None
     admin = replace(config.admin, users_file=users) if users else config.admin
     return replace(config, sync=sync, admin=admin)
+
+
+def _confine(
+    path: Path, sync: SyncConfig, v: dict[str, Any], at: Locator, errors: list[ConfigError]
+) -> None:
+    """A site config from Git: the appliance's paths absolute, the inventory and templates
+    inside the revision's tree — lexically, and with its symlinks followed (a link to a
+    directory, followed by `..`, climbs from where it leads), so nothing outside is read."""
+    for name in APPLIANCE_PATHS:
+        value = v.get(name)
+        if value and not os.path.isabs(value):
+            section, key = name.split(".")
+            message = (
+                f"{name} must be an absolute path on the appliance (a relative one would live "
+                "in the revision and go at the next switch)"
+            )
+            errors.append(ConfigError(message, at(key, section)))
+    tree = os.path.abspath(sync.tree_of(path))
+    real_tree = os.path.realpath(tree)  # once: `live` may be switched meanwhile
+    site = os.path.relpath(os.path.abspath(path.parent), tree)  # the site's dir in the tree
+    for name in TREE_PATHS:
+        value = v.get(name)
+        if not value:
+            continue
+        lexical = os.path.abspath(os.path.join(path.parent, value))
+        real = os.path.realpath(os.path.join(real_tree, site, value))
+        if not _inside(lexical, tree):
+            why = "leads out of it"
+        elif not _inside(real, real_tree):
+            why = f"leads out of it through a symlink (to {real})"
+        else:
+            continue
+        section, key = name.split(".")
+        message = f"{name} must lie inside the revision's tree (the repository): {value!r} {why}"
+        errors.append(ConfigError(message, at(key, section)))
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
 
 
 def _sync(path: Path, v: dict[str, Any]) -> SyncConfig:

@@ -111,9 +111,15 @@ class SyncConfig:
     @property
     def site_config(self) -> Path:
         """The effective config: the site's phoneprov.toml in the live revision (unresolved)."""
-        return (
-            self.live / self.path / "phoneprov.toml" if self.path else self.live / "phoneprov.toml"
-        )
+        return self.site_config_in(self.live)
+
+    def site_config_in(self, tree: Path) -> Path:
+        """The site's phoneprov.toml in a revision's tree (`live` or `revs/<sha>`)."""
+        return tree / self.path / "phoneprov.toml" if self.path else tree / "phoneprov.toml"
+
+    def tree_of(self, site_config: Path) -> Path:
+        """The revision's tree a site's phoneprov.toml sits in: its directory less `path`."""
+        return site_config.parents[len(self.path.split("/")) if self.path else 0]
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ class ApplyResult:
 def applied_values(config: Config, settings: conf.DhcpSettings) -> dict[str, object]:
     """What the hook needs (`dnsmasq.applied`), resolved: it never parses the config."""
     return {
-        "config": str(config.path.absolute()),
+        "config": str(config.source.absolute()),  # with [sync]: the appliance's own file
         "mode": settings.mode,
         "state": str(config.state.absolute()),
         "auto_enrol": config.dhcp.auto_enrol,

@@ -41,7 +41,7 @@ def create_app(
     if service is None:
         from ..config import load_config
 
-        config = config or load_config()
+        config = config or load_config(follow_live=True)
         service = Provisioning.from_config(config, server)
     app = _flask_app(service)
     if fast_path:

@@ -34,7 +34,7 @@ from .launcher import setup_logging
 log = logging.getLogger("phoneprov.web")
 
 setup_logging(os.environ.get("PHONEPROV_LOG_LEVEL", "INFO"))
-_config = load_config()
+_config = load_config(follow_live=True)  # a sync's switch: the next revision's files
 _server = os.environ.get("PHONEPROV_SERVER_URL") or None
 _service = Provisioning.from_config(_config, _server)
 if os.environ.get("PHONEPROV_FAST_PATH", "1") != "0":
