@@ -68,7 +68,7 @@ def test_first_sync_switches_applies_and_the_config_follows_live(
     assert "resync: first run, recorded 1 devices; nothing sent" in result.output
     assert (tmp_path / "a" / "hosts").is_dir()  # apply wrote the site's dnsmasq files
 
-    loaded = load_config(config)
+    loaded = load_config(config, follow_live=True)
     assert loaded.path == tmp_path / "sync" / "live" / "site-a" / "phoneprov.toml"
     assert loaded.inventory_path == loaded.path.parent / "inventory.toml"  # through `live`
     assert loaded.sync.repo == str(repo.bare) and loaded.sync.path == "site-a"
@@ -348,7 +348,7 @@ def test_doctor_and_the_admin_api_show_the_live_and_the_refused_revision(
     bad = repo.commit("broken inventory")
     sync(config)
 
-    loaded = load_config(config)
+    loaded = load_config(config, follow_live=True)
     facts = Facts(hostsdir="", per_mac=True, security_mode="lease", sync=sync_facts(loaded))
     found = [(f.level, f.message) for f in diagnose(facts) if f.topic == "sync"]
     assert [level for level, _ in found] == ["ok", "warn"]
@@ -429,7 +429,10 @@ def test_sites_may_share_templates_elsewhere_in_the_repository(tmp_path: Path) -
     config = appliance(tmp_path, repo)
     result = sync(config)
     assert result.exit_code == 0, result.output
-    assert load_config(config).templates == tmp_path / "sync/live/site-a/../shared/templates"
+    assert (
+        load_config(config, follow_live=True).templates
+        == tmp_path / "sync/live/site-a/../shared/templates"
+    )
 
 
 def test_sync_off_in_the_api_answer() -> None:
