@@ -24,6 +24,27 @@ profile = "default"
 lines = [{ username = "202", password = "pw202", registrar = "pbx.example.lan" }]
 """
 
+
+# The plan and `apply --resync` CLI tests' site: four phones over two profiles of the shipped
+# templates.
+TEMPLATES = Path(__file__).resolve().parents[1] / "conf" / "templates"
+FRONT, RECEPTION, WAREHOUSE, NEW = "00095200000E", "00095200001F", "000952000030", "000952000041"
+PROFILES = """\
+[profiles.default]
+templates = ["office.xml"]
+[profiles.reception]
+templates = ["office.xml", "reception.xml"]
+"""
+
+
+def device(mac: str, model: str, profile: str, user: str, name: str = "Phone") -> str:
+    return (
+        f'[[devices]]\nmac = "{mac}"\ntype = "{model}"\nprofile = "{profile}"\n'
+        f'[[devices.lines]]\nusername = "{user}"\npassword = "pw"\ndisplay_name = "{name}"\n'
+        'registrar = "pbx.example.lan"\n'
+    )
+
+
 # For the SIP policy tests: one known D400, a phone of another vendor, one of our OUI.
 KNOWN, OTHER_VENDOR, SAME_OUI = "00095200000E", "001122334455", "000952ABCDEF"
 

@@ -98,3 +98,22 @@ class SiteRepo:
         public = (root / f"{name}.pub").read_text().split()
         signers.write_text(f"installer@example.org {public[0]} {public[1]}\n")
         return signers
+
+
+MAC = "00095200000E"  # the phone of `one_site`
+
+
+def one_site(tmp_path: Path) -> SiteRepo:
+    """A repository with site-a/ (one phone, MAC) committed; its state goes to tmp_path/a."""
+    (tmp_path / "a").mkdir()
+    repo = SiteRepo(tmp_path)
+    repo.add_site("site-a", site_config(tmp_path / "a"), inventory(MAC, "Front desk"))
+    repo.commit("site a")
+    return repo
+
+
+def appliance(tmp_path: Path, repo: SiteRepo, extra: str = "", path: str = "site-a") -> Path:
+    """The appliance's own phoneprov.toml: [sync] from `repo`, its dir tmp_path/sync."""
+    config = tmp_path / "appliance.toml"
+    config.write_text(f'[sync]\nrepo = "{repo.bare}"\npath = "{path}"\ndir = "sync"\n{extra}')
+    return config

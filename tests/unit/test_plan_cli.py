@@ -14,23 +14,7 @@ from click.testing import CliRunner, Result
 
 from phoneprov.cli import cli
 from phoneprov.state.db import Lease, State
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "conf" / "templates"
-FRONT, RECEPTION, WAREHOUSE, NEW = "00095200000E", "00095200001F", "000952000030", "000952000041"
-PROFILES = """\
-[profiles.default]
-templates = ["office.xml"]
-[profiles.reception]
-templates = ["office.xml", "reception.xml"]
-"""
-
-
-def device(mac: str, model: str, profile: str, user: str, name: str = "Phone") -> str:
-    return (
-        f'[[devices]]\nmac = "{mac}"\ntype = "{model}"\nprofile = "{profile}"\n'
-        f'[[devices.lines]]\nusername = "{user}"\npassword = "pw"\ndisplay_name = "{name}"\n'
-        'registrar = "pbx.example.lan"\n'
-    )
+from sample_data import FRONT, NEW, PROFILES, RECEPTION, TEMPLATES, WAREHOUSE, device
 
 
 def write_inventory(site: Path, *extra: str, front: str = "Front desk", pw: str = "pw") -> None:

@@ -16,24 +16,12 @@ from phoneprov.cli import cli
 from phoneprov.config import load_config, load_sync_settings
 from phoneprov.core.errors import ConfigError, SyncError
 from phoneprov.sync.revisions import KEEP, Revisions
-from site_repo import SiteRepo, inventory, site_config
-
-MAC = "00095200000E"
+from site_repo import MAC, SiteRepo, appliance, inventory, one_site, site_config
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> SiteRepo:
-    (tmp_path / "a").mkdir()  # the site's state database lives there
-    repo = SiteRepo(tmp_path)
-    repo.add_site("site-a", site_config(tmp_path / "a"), inventory(MAC, "Front desk"))
-    repo.commit("site a")
-    return repo
-
-
-def appliance(tmp_path: Path, repo: SiteRepo, extra: str = "", path: str = "site-a") -> Path:
-    config = tmp_path / "appliance.toml"
-    config.write_text(f'[sync]\nrepo = "{repo.bare}"\npath = "{path}"\ndir = "sync"\n{extra}')
-    return config
+    return one_site(tmp_path)
 
 
 def run(config: Path, *args: str) -> Result:

@@ -13,26 +13,15 @@ from click.testing import CliRunner, Result
 from phoneprov.cli import cli
 from phoneprov.config import SyncConfig, load_config, load_inventory, load_site_config
 from phoneprov.core.errors import ConfigError, ConfigErrors
-from site_repo import SiteRepo, inventory, site_config
+from site_repo import MAC, SiteRepo, appliance, inventory, one_site, site_config
 
-MAC = "00095200000E"
 UNKNOWN = "00:09:52:00:00:77"
 ABSOLUTE = "a relative one would live in the revision and go at the next switch"  # in each message
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> SiteRepo:
-    (tmp_path / "a").mkdir()  # the site's state database lives there
-    repo = SiteRepo(tmp_path)
-    repo.add_site("site-a", site_config(tmp_path / "a"), inventory(MAC, "Front desk"))
-    repo.commit("site a")
-    return repo
-
-
-def appliance(tmp_path: Path, repo: SiteRepo) -> Path:
-    config = tmp_path / "appliance.toml"
-    config.write_text(f'[sync]\nrepo = "{repo.bare}"\npath = "site-a"\ndir = "sync"\n')
-    return config
+    return one_site(tmp_path)
 
 
 def sync(config: Path, *args: str) -> Result:
