@@ -45,6 +45,17 @@ def device(mac: str, model: str, profile: str, user: str, name: str = "Phone") -
     )
 
 
+def four_phones(*extra: str, front: str = "Front desk") -> str:
+    """The inventory of that site: FRONT (named `front`), RECEPTION and WAREHOUSE, then `extra`."""
+    return (
+        PROFILES
+        + device(FRONT, "D200", "default", "201", front)
+        + device(RECEPTION, "D400", "reception", "202")
+        + device(WAREHOUSE, "D100", "default", "203")
+        + "".join(extra)
+    )
+
+
 # For the SIP policy tests: one known D400, a phone of another vendor, one of our OUI.
 KNOWN, OTHER_VENDOR, SAME_OUI = "00095200000E", "001122334455", "000952ABCDEF"
 

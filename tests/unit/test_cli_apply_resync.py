@@ -14,17 +14,11 @@ from click.testing import CliRunner
 
 from phoneprov.cli import cli
 from phoneprov.state.db import State
-from sample_data import FRONT, NEW, PROFILES, RECEPTION, TEMPLATES, WAREHOUSE, device
+from sample_data import FRONT, NEW, RECEPTION, TEMPLATES, WAREHOUSE, device, four_phones
 
 
 def write_inventory(site: Path, *extra: str, front: str = "Front desk") -> None:
-    (site / "inventory.toml").write_text(
-        PROFILES
-        + device(FRONT, "D200", "default", "201", front)
-        + device(RECEPTION, "D400", "reception", "202")
-        + device(WAREHOUSE, "D100", "default", "203")
-        + "".join(extra)
-    )
+    (site / "inventory.toml").write_text(four_phones(*extra, front=front))
 
 
 @pytest.fixture
