@@ -13,6 +13,7 @@ from .common import config_option, echo_json, echo_table, json_option
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..dnsmasq.apply import ApplyResult
     from ..sip.changes import Applied
 
 
@@ -62,10 +63,15 @@ def apply_command(config_file: str | None, resync: bool, plan_only: bool, as_jso
         result = apply(config)
     if not config.dhcp.ntp:
         click.echo("warning: no NTP server handed out (dhcp.ntp = []): phones need valid time")
-    click.echo(f"ok: {result.summary()} ({config.dhcp.hostsdir}, {config.dhcp.optsdir})")
+    echo_applied(config, result)
     prune_state(config)
     if resync:
         resync_changed(config, applied)
+
+
+def echo_applied(config: Config, result: ApplyResult) -> None:
+    """The line an apply ends with (`apply`, and `sync` after a switch)."""
+    click.echo(f"ok: {result.summary()} ({config.dhcp.hostsdir}, {config.dhcp.optsdir})")
 
 
 def prune_state(config: Config) -> None:

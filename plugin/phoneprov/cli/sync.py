@@ -81,7 +81,7 @@ def _sync(config_file: str | None, settings: SyncConfig, revs: Revisions, rev: s
     from ..render.check import check_config
     from ..sip.changes import apply_with_changes
     from ..sync.take import take
-    from .dnsmasq import prune_state, resync_changed
+    from .dnsmasq import echo_applied, prune_state, resync_changed
 
     now = time.time()
     by = os.environ.get(BY_ENV) or f"manual ({getpass.getuser()})"
@@ -92,7 +92,7 @@ def _sync(config_file: str | None, settings: SyncConfig, revs: Revisions, rev: s
     config = load_config(config_file)
     applied = apply_with_changes(config, now)
     revs.mark_applied()
-    click.echo(f"ok: {applied.result.summary()} ({config.dhcp.hostsdir}, {config.dhcp.optsdir})")
+    echo_applied(config, applied.result)
     prune_state(config)
     resync_changed(config, applied)
 
